@@ -1,0 +1,33 @@
+//! The domain of deploy-gate: what a merge event, a deploy context, a verdict and a
+//! decision are, how a risk score maps to a recommendation, and how secrets are
+//! redacted out of text before it goes anywhere.
+//!
+//! Architecture invariant: this crate does no I/O. It knows nothing of git, tokio,
+//! RabbitMQ, Redis or HTTP; every other crate builds on these types.
+
+mod bands;
+mod context;
+mod decision;
+mod event;
+mod paths;
+mod redact;
+mod risk;
+
+pub use bands::{Band, Bands, BandsError};
+pub use context::{
+    ChangedFile, CommitInfo, DepChange, DeployContext, DiffVisitor, FileStatus, LineKind,
+    Omission, SecretFinding,
+};
+pub use decision::{
+    Consensus, ContextSummary, Decision, Usage, Verdict, DECISION_SCHEMA_VERSION,
+};
+pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
+pub use paths::{classify_path, FileClass};
+pub use redact::{LineRedactor, Redacted, Redactor, SecretKind};
+pub use risk::{Category, Evidence, Recommendation, Risk, Severity};
+
+/// Formats a timestamp as RFC 3339, the one time format of every contract.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
