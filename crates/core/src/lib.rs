@@ -8,6 +8,7 @@
 mod bands;
 mod context;
 mod decision;
+mod diff;
 mod event;
 mod paths;
 mod redact;
@@ -21,6 +22,7 @@ pub use context::{
 pub use decision::{
     Consensus, ContextSummary, Decision, Usage, Verdict, DECISION_SCHEMA_VERSION,
 };
+pub use diff::{walk_packed_diff, DiffLine, DiffParser};
 pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
 pub use paths::{classify_path, FileClass};
 pub use redact::{LineRedactor, Redacted, Redactor, SecretKind};
