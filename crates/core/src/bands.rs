@@ -49,7 +49,7 @@ impl fmt::Display for Band {
 
 /// The lowest score of each band above `auto`. Configurable; defaults are the design's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Bands {
     /// First score of the review band (default 26).
     pub review_from: u8,
@@ -61,7 +61,11 @@ pub struct Bands {
 
 impl Default for Bands {
     fn default() -> Self {
-        Bands { review_from: 26, hold_from: 51, block_from: 76 }
+        Bands {
+            review_from: 26,
+            hold_from: 51,
+            block_from: 76,
+        }
     }
 }
 
@@ -147,11 +151,27 @@ mod tests {
 
     #[test]
     fn unordered_bands_are_refused() {
-        let bands = Bands { review_from: 40, hold_from: 30, block_from: 90 };
+        let bands = Bands {
+            review_from: 40,
+            hold_from: 30,
+            block_from: 90,
+        };
         let err = bands.validate().unwrap_err();
         assert!(err.to_string().contains("hold_from=30"), "{err}");
-        assert!(Bands { review_from: 0, hold_from: 30, block_from: 90 }.validate().is_err());
-        assert!(Bands { review_from: 10, hold_from: 30, block_from: 101 }.validate().is_err());
+        assert!(Bands {
+            review_from: 0,
+            hold_from: 30,
+            block_from: 90
+        }
+        .validate()
+        .is_err());
+        assert!(Bands {
+            review_from: 10,
+            hold_from: 30,
+            block_from: 101
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

@@ -170,7 +170,11 @@ impl DeployContext {
         } else if self.n_commits <= 1 || self.root_commit {
             format!("git revert {}", short(&self.head))
         } else {
-            format!("git revert --no-edit {}..{}", short(&self.base), short(&self.head))
+            format!(
+                "git revert --no-edit {}..{}",
+                short(&self.base),
+                short(&self.head)
+            )
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Band, Bands, DeployContext, Recommendation, Risk};
+use crate::{Band, Bands, DeployContext, Omission, Recommendation, Risk};
 
 /// The Decision schema version this build writes.
 pub const DECISION_SCHEMA_VERSION: u32 = 1;
@@ -95,9 +95,15 @@ pub struct ContextSummary {
     pub packed_chars: usize,
     /// Files cut from or summarized in the packed diff.
     pub n_omitted: usize,
+    /// The first of those, with the reason (at most [`ContextSummary::MAX_LISTED`]).
+    #[serde(default)]
+    pub omitted: Vec<Omission>,
 }
 
 impl ContextSummary {
+    /// How many omissions a decision lists by name.
+    pub const MAX_LISTED: usize = 20;
+
     /// The summary of a context.
     pub fn of(context: &DeployContext) -> Self {
         ContextSummary {
@@ -107,6 +113,12 @@ impl ContextSummary {
             lines_removed: context.lines_removed,
             packed_chars: context.packed_diff.len(),
             n_omitted: context.n_omitted,
+            omitted: context
+                .omitted
+                .iter()
+                .take(Self::MAX_LISTED)
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -166,7 +178,13 @@ impl Decision {
         let band = bands.band(verdict.risk_score);
         let revert = context.revert_command();
         let mut rollback_notes = vec![revert.clone()];
-        rollback_notes.extend(verdict.rollback_notes.iter().filter(|note| **note != revert).cloned());
+        rollback_notes.extend(
+            verdict
+                .rollback_notes
+                .iter()
+                .filter(|note| **note != revert)
+                .cloned(),
+        );
         let usage = verdict.usage.clone();
         Decision {
             schema_version: DECISION_SCHEMA_VERSION,

@@ -39,7 +39,9 @@ pub enum EventError {
     #[error("malformed merge event: {0}")]
     Malformed(#[from] serde_json::Error),
     /// A schema version this build does not know.
-    #[error("unknown merge event schema_version {found} (this build reads {EVENT_SCHEMA_VERSION})")]
+    #[error(
+        "unknown merge event schema_version {found} (this build reads {EVENT_SCHEMA_VERSION})"
+    )]
     UnknownVersion {
         /// The version in the payload.
         found: u64,
@@ -59,10 +61,16 @@ impl MergeEvent {
         }
         let version: VersionOnly = serde_json::from_slice(payload)?;
         if version.schema_version != u64::from(EVENT_SCHEMA_VERSION) {
-            return Err(EventError::UnknownVersion { found: version.schema_version });
+            return Err(EventError::UnknownVersion {
+                found: version.schema_version,
+            });
         }
         let event: MergeEvent = serde_json::from_slice(payload)?;
-        for (name, value) in [("event_id", &event.event_id), ("repo", &event.repo), ("head", &event.head)] {
+        for (name, value) in [
+            ("event_id", &event.event_id),
+            ("repo", &event.repo),
+            ("head", &event.head),
+        ] {
             if value.trim().is_empty() {
                 return Err(EventError::EmptyField(name));
             }

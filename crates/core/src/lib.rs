@@ -6,6 +6,7 @@
 //! RabbitMQ, Redis or HTTP; every other crate builds on these types.
 
 mod bands;
+mod consensus;
 mod context;
 mod decision;
 mod diff;
@@ -15,13 +16,14 @@ mod redact;
 mod risk;
 
 pub use bands::{Band, Bands, BandsError};
+pub use consensus::{
+    decide, ConsensusMode, ConsensusPolicy, DecisionInputs, ModelOutcome, ScoreRule,
+};
 pub use context::{
-    ChangedFile, CommitInfo, DepChange, DeployContext, DiffVisitor, FileStatus, LineKind,
-    Omission, SecretFinding,
+    ChangedFile, CommitInfo, DepChange, DeployContext, DiffVisitor, FileStatus, LineKind, Omission,
+    SecretFinding,
 };
-pub use decision::{
-    Consensus, ContextSummary, Decision, Usage, Verdict, DECISION_SCHEMA_VERSION,
-};
+pub use decision::{Consensus, ContextSummary, Decision, Usage, Verdict, DECISION_SCHEMA_VERSION};
 pub use diff::{walk_packed_diff, DiffLine, DiffParser};
 pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
 pub use paths::{classify_path, FileClass};

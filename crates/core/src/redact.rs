@@ -473,6 +473,12 @@ fn always(_: &str) -> bool {
     true
 }
 
+/// AWS documents its examples with ids ending in `EXAMPLE` (`AKIAIOSFODNN7EXAMPLE`);
+/// they fill SDK docs and tests everywhere and are not credentials.
+fn not_aws_documentation_example(text: &str) -> bool {
+    !text.ends_with("EXAMPLE")
+}
+
 /// Slack's real tokens carry numeric team/user ids; `xoxb-your-token-here` does not.
 fn has_digit(text: &str) -> bool {
     text.bytes().any(|b| b.is_ascii_digit())
@@ -499,7 +505,7 @@ impl Patterns {
                 SecretKind::AwsAccessKey,
                 r"(?-u:\b)(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)",
                 0,
-                always,
+                not_aws_documentation_example,
             ),
             rule(
                 G_GITHUB,

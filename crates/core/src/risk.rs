@@ -148,13 +148,21 @@ pub struct Evidence {
 impl Evidence {
     /// Evidence for a whole file (path-based findings).
     pub fn file(path: impl Into<String>) -> Self {
-        Evidence { file: path.into(), line: None, excerpt: None }
+        Evidence {
+            file: path.into(),
+            line: None,
+            excerpt: None,
+        }
     }
 
     /// Evidence for one line, with a short excerpt of it.
     pub fn line(path: impl Into<String>, line: u32, excerpt: impl Into<String>) -> Self {
         let excerpt = excerpt.into();
-        Evidence { file: path.into(), line: Some(line), excerpt: Some(shorten(excerpt.trim(), 160)) }
+        Evidence {
+            file: path.into(),
+            line: Some(line),
+            excerpt: Some(shorten(excerpt.trim(), 160)),
+        }
     }
 }
 
