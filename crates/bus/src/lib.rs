@@ -1,0 +1,32 @@
+//! deploy-gate's transport: the RabbitMQ topology and its routing keys, message
+//! envelopes, publishing with confirms, consuming with manual acks and
+//! dead-lettering with a reason, and the Redis decision store and verdict cache.
+//!
+//! Architecture invariant: this is the only crate that knows lapin or redis exist.
+//! Nothing it exports mentions their types, so the roles (producer, worker,
+//! notifier, orchestrator) speak in domain types and [`BusError`] / [`StoreError`].
+//!
+//! Architecture invariant: a publish is `Ok` only when the broker confirmed the
+//! message *and* routed it to a queue; a consumer acks only through [`Delivery`],
+//! after the caller's side effect is durable.
+//!
+//! The topology, its arguments and what RabbitMQ 3.10 needs for them are described
+//! in this crate's `README.md`.
+
+mod bus;
+mod consumer;
+mod envelope;
+mod error;
+mod publisher;
+mod store;
+mod topology;
+
+pub use bus::{Bus, BusSettings};
+pub use consumer::{Consumer, DeadLettered, Delivery, StreamOffset};
+pub use envelope::{Outgoing, Rejection, GATE_ERROR_HEADER};
+pub use error::{Action, AmqpError, BusError};
+pub use publisher::Publisher;
+pub use store::{
+    DecisionStore, Insert, Redis, RedisSettings, StoreError, VerdictCache, VerdictKey,
+};
+pub use topology::{decision_routing_key, event_routing_key, notify_routing_key, slug, Topology};

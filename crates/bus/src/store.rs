@@ -1,0 +1,380 @@
+//! Redis: the decision store (one decision per event id) and the verdict cache
+//! (one analysis per content). Both are optimisations the fleet must survive
+//! without: every operation is bounded by a short timeout and every failure is a
+//! typed [`StoreError`] the caller can shrug off.
+
+use std::{future::Future, time::Duration};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use gate_core::{Decision, Verdict};
+
+/// How the stores use Redis, apart from its URL (a secret, passed separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// Prefix of every key (default `gate:`), so several fleets or tests can share
+    /// one Redis.
+    pub key_prefix: String,
+    /// Bound on any one operation, connecting included (default 250 ms). A Redis
+    /// that is down or hung costs each event at most this much.
+    pub op_timeout_ms: u64,
+    /// How long a decision is kept (default 30 days): longer than any redelivery or
+    /// `wait` can come after the event.
+    pub decision_ttl_secs: u64,
+    /// How long a verdict is reused (default 7 days).
+    pub verdict_ttl_secs: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            key_prefix: "gate:".to_string(),
+            op_timeout_ms: 250,
+            decision_ttl_secs: 30 * 24 * 3600,
+            verdict_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// A Redis failure. None of them stop the gate: the worker goes on without the
+/// store (analysing again instead of reusing) and counts the failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Redis did not answer within the operation timeout (down, hung, or slow).
+    #[error("redis {op} timed out after {after_ms} ms")]
+    Timeout {
+        /// The command.
+        op: &'static str,
+        /// The configured timeout.
+        after_ms: u64,
+    },
+    /// Redis could not be reached or the connection broke.
+    #[error("redis {op} failed: redis unavailable: {source}")]
+    Unavailable {
+        /// The command.
+        op: &'static str,
+        /// The client's error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis answered with an error (wrong type, out of memory, …).
+    #[error("redis {op} failed: {source}")]
+    Command {
+        /// The command.
+        op: &'static str,
+        /// The client's error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A stored value is not the JSON it should be (written by another version, or
+    /// by hand).
+    #[error("redis key {key} holds a value that is not valid JSON for its type: {source}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value could not be turned into JSON (a bug).
+    #[error("could not encode a value for redis: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The Redis URL cannot be used (never includes the URL itself).
+    #[error("invalid redis url: {0}")]
+    InvalidUrl(String),
+}
+
+impl StoreError {
+    /// Whether Redis itself is unreachable or hung, as opposed to a bad value or
+    /// command. Outages deserve one warning per outage and a counter; the rest
+    /// deserve a log line each.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Timeout { .. } | StoreError::Unavailable { .. }
+        )
+    }
+}
+
+/// A handle on Redis shared by the stores: one multiplexed connection that
+/// reconnects by itself after Redis comes back.
+#[derive(Clone)]
+pub struct Redis {
+    manager: ConnectionManager,
+    settings: RedisSettings,
+}
+
+impl Redis {
+    /// Prepares the connection without connecting, so a process starts (and works
+    /// without its stores) while Redis is down; the first operation connects.
+    /// Must be called inside a Tokio runtime.
+    pub fn open(url: &str, settings: RedisSettings) -> Result<Redis, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("{:?}", e.kind())))?;
+        let timeout = Duration::from_millis(settings.op_timeout_ms.max(1));
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        Ok(Redis { manager, settings })
+    }
+
+    /// Checks that Redis answers, for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.manager.clone();
+        self.bounded("PING", async move {
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The decision store on this connection.
+    pub fn decision_store(&self) -> DecisionStore {
+        DecisionStore {
+            redis: self.clone(),
+        }
+    }
+
+    /// The verdict cache on this connection.
+    pub fn verdict_cache(&self) -> VerdictCache {
+        VerdictCache {
+            redis: self.clone(),
+        }
+    }
+
+    /// Deletes every key under the configured prefix: for test harnesses, never
+    /// for a live fleet.
+    pub async fn delete_all_keys(&self) -> Result<u64, StoreError> {
+        let pattern = format!("{}*", self.settings.key_prefix);
+        let mut cursor = 0u64;
+        let mut n_deleted = 0u64;
+        loop {
+            let mut conn = self.manager.clone();
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .to_owned();
+            let (next, keys): (u64, Vec<String>) = self
+                .bounded("SCAN", async move { scan.query_async(&mut conn).await })
+                .await?;
+            if !keys.is_empty() {
+                let mut conn = self.manager.clone();
+                let del = redis::cmd("DEL").arg(&keys).to_owned();
+                n_deleted += self
+                    .bounded(
+                        "DEL",
+                        async move { del.query_async::<u64>(&mut conn).await },
+                    )
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(n_deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.settings.key_prefix)
+    }
+
+    /// Runs one command under the operation timeout and types its failure.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        let after_ms = self.settings.op_timeout_ms.max(1);
+        match tokio::time::timeout(Duration::from_millis(after_ms), command).await {
+            Err(_) => Err(StoreError::Timeout { op, after_ms }),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) if source.is_timeout() => Err(StoreError::Timeout { op, after_ms }),
+            Ok(Err(source))
+                if source.is_io_error()
+                    || source.is_connection_refusal()
+                    || source.is_connection_dropped()
+                    || source.is_unrecoverable_error() =>
+            {
+                Err(StoreError::Unavailable { op, source })
+            }
+            Ok(Err(source)) => Err(StoreError::Command { op, source }),
+        }
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        key: String,
+    ) -> Result<Option<T>, StoreError> {
+        let mut conn = self.manager.clone();
+        let get = redis::cmd("GET").arg(&key).to_owned();
+        let raw: Option<String> = self
+            .bounded(op, async move { get.query_async(&mut conn).await })
+            .await?;
+        raw.map(|raw| {
+            serde_json::from_str(&raw).map_err(|source| StoreError::Corrupt { key, source })
+        })
+        .transpose()
+    }
+}
+
+/// What [`DecisionStore::insert`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Insert {
+    /// This decision is now the event's decision.
+    Stored,
+    /// The event already had a decision, which stays; publish that one instead.
+    AlreadyDecided(Box<Decision>),
+}
+
+/// Decisions by event id (`<prefix>decision:<event_id>`): the first decision stored
+/// for an event wins, so a redelivered event republishes the same answer instead
+/// of paying for, and possibly contradicting, a second analysis.
+#[derive(Clone)]
+pub struct DecisionStore {
+    redis: Redis,
+}
+
+impl DecisionStore {
+    /// Stores `decision` unless its event already has one, atomically (`SET NX GET
+    /// EX`, Redis 7.0 or later), with the configured TTL.
+    pub async fn insert(&self, decision: &Decision) -> Result<Insert, StoreError> {
+        let key = self.redis.key("decision", &decision.event_id);
+        let json = serde_json::to_string(decision).map_err(StoreError::Encode)?;
+        let ttl = self.redis.settings.decision_ttl_secs.max(1);
+        let mut conn = self.redis.manager.clone();
+        let set = redis::cmd("SET")
+            .arg(&key)
+            .arg(json)
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(ttl)
+            .to_owned();
+        let previous: Option<String> = self
+            .redis
+            .bounded("SET NX", async move { set.query_async(&mut conn).await })
+            .await?;
+        match previous {
+            None => Ok(Insert::Stored),
+            Some(raw) => serde_json::from_str(&raw)
+                .map(|existing| Insert::AlreadyDecided(Box::new(existing)))
+                .map_err(|source| StoreError::Corrupt { key, source }),
+        }
+    }
+
+    /// The decision stored for an event, if any.
+    pub async fn get(&self, event_id: &str) -> Result<Option<Decision>, StoreError> {
+        self.redis
+            .get_json("GET decision", self.redis.key("decision", event_id))
+            .await
+    }
+}
+
+/// The content key of a verdict: SHA-256 over every part that changes the
+/// answer (prompt version, analyzer, policy version, packed context…), each part
+/// length-prefixed so `["ab", "c"]` and `["a", "bc"]` differ. A cryptographic hash,
+/// because a collision would hand one change another change's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VerdictKey(String);
+
+impl VerdictKey {
+    /// The key of these parts, in this order.
+    pub fn from_parts<I, P>(parts: I) -> VerdictKey
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<[u8]>,
+    {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            let part = part.as_ref();
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        VerdictKey(
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
+    /// The hex digest, as it appears in the Redis key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Verdicts by content (`<prefix>verdict:<sha256>`), kept for the configured TTL,
+/// so the same change seen again (another event, another branch) costs no model
+/// call. Last write wins: any verdict for the same content is as good as another.
+#[derive(Clone)]
+pub struct VerdictCache {
+    redis: Redis,
+}
+
+impl VerdictCache {
+    /// The cached verdict for `key`, if any.
+    pub async fn get(&self, key: &VerdictKey) -> Result<Option<Verdict>, StoreError> {
+        self.redis
+            .get_json("GET verdict", self.redis.key("verdict", key.as_str()))
+            .await
+    }
+
+    /// Caches `verdict` under `key` with the configured TTL.
+    pub async fn put(&self, key: &VerdictKey, verdict: &Verdict) -> Result<(), StoreError> {
+        let redis_key = self.redis.key("verdict", key.as_str());
+        let json = serde_json::to_string(verdict).map_err(StoreError::Encode)?;
+        let ttl = self.redis.settings.verdict_ttl_secs.max(1);
+        let mut conn = self.redis.manager.clone();
+        let set = redis::cmd("SET")
+            .arg(&redis_key)
+            .arg(json)
+            .arg("EX")
+            .arg(ttl)
+            .to_owned();
+        self.redis
+            .bounded("SET verdict", async move {
+                set.query_async::<()>(&mut conn).await
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_keys_are_stable_and_length_prefixed() {
+        let key = VerdictKey::from_parts(["prompt-v1", "rules", "diff"]);
+        assert_eq!(key, VerdictKey::from_parts(["prompt-v1", "rules", "diff"]));
+        assert_eq!(key.as_str().len(), 64);
+        assert_ne!(
+            VerdictKey::from_parts(["ab", "c"]),
+            VerdictKey::from_parts(["a", "bc"])
+        );
+    }
+
+    #[test]
+    fn redis_settings_refuse_unknown_fields() {
+        let settings: RedisSettings =
+            serde_json::from_str(r#"{"op_timeout_ms": 100}"#).expect("valid settings");
+        assert_eq!(settings.op_timeout_ms, 100);
+        assert_eq!(settings.key_prefix, "gate:");
+        assert!(serde_json::from_str::<RedisSettings>(r#"{"timeout": 1}"#).is_err());
+    }
+}
