@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `deploy-gate` binary against real git repositories
+//! (and, as the fleet lands, the local RabbitMQ and Redis).
+
+// Helpers here are test code too: a panic with its location is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod check;
+mod config;
+mod harness;
+mod models;
