@@ -12,6 +12,7 @@ mod decision;
 mod diff;
 mod event;
 mod paths;
+mod prompt;
 mod redact;
 mod risk;
 
@@ -27,6 +28,10 @@ pub use decision::{Consensus, ContextSummary, Decision, Usage, Verdict, DECISION
 pub use diff::{walk_packed_diff, DiffLine, DiffParser};
 pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
 pub use paths::{classify_path, FileClass};
+pub use prompt::{
+    estimate_tokens, repair_message, system_prompt, user_prompt, BoundaryCollision, IncidentNote,
+    SystemPrompt, PROMPT_VERSION, VERDICT_TOOL_NAME,
+};
 pub use redact::{LineRedactor, Redacted, Redactor, SecretKind};
 pub use risk::{Category, Evidence, Recommendation, Risk, Severity};
 

@@ -159,18 +159,7 @@ fn ask_models(
         .enable_all()
         .build()
         .map_err(|err| CliError::no_decision(format!("cannot start the async runtime: {err}")))?;
-    let outcomes = runtime.block_on(futures_util::future::join_all(analyzers.iter().map(
-        |analyzer| async move {
-            let result = analyzer.analyze(context, &rules.risks).await;
-            ModelOutcome {
-                analyzer: analyzer.id(),
-                result: result
-                    .map(|analysis| analysis.verdict)
-                    .map_err(|err| err.to_string()),
-            }
-        },
-    )));
-    Ok(outcomes)
+    Ok(runtime.block_on(gate_models::ask_all(analyzers, context, rules)))
 }
 
 /// Builds the context and the rules verdict, and combines them into a decision.

@@ -9,10 +9,10 @@ use tokio::time::Instant;
 
 use crate::config::{process_env, resolve_endpoint, AnthropicSettings, CacheTtl};
 use crate::limiter::ProviderLimiter;
-use crate::prompt::{estimate_tokens, repair_message, user_prompt, VERDICT_TOOL_NAME};
 use crate::transport::{random_boundary, Transport};
 use crate::verdict::{validate, verdict_schema};
 use crate::{Analysis, Analyzer, BoxFuture, ModelError, ProviderSetup};
+use gate_core::{estimate_tokens, repair_message, user_prompt, VERDICT_TOOL_NAME};
 
 const PROVIDER: &str = "anthropic";
 

@@ -14,7 +14,7 @@ mod error;
 mod limiter;
 mod openai;
 mod pricing;
-pub mod prompt;
+mod rules;
 mod transport;
 mod verdict;
 
@@ -32,13 +32,17 @@ pub use config::{
     RateLimitSettings, RetrySettings,
 };
 pub use error::{Disposition, ModelError};
+pub use gate_core::{IncidentNote, SystemPrompt, PROMPT_VERSION};
 pub use limiter::{parse_rate_headers, ProviderLimiter, RateHeaders, Window};
 pub use openai::OpenAiProvider;
 pub use pricing::{
     anthropic_min_cacheable_tokens, cacheability_warning, Deprecation, DeprecationTable, Price,
     PriceTable,
 };
-pub use prompt::{IncidentNote, SystemPrompt, PROMPT_VERSION};
+pub use rules::{ask_all, Rules};
+
+/// The prompt lives in core (pure, versioned); this alias keeps the providers' paths short.
+use gate_core as prompt;
 pub use verdict::{validate as validate_verdict, verdict_schema};
 
 /// A boxed future, so that analyzers can sit behind `dyn Analyzer` in a list.

@@ -11,10 +11,10 @@ use tokio::time::Instant;
 use crate::anthropic::{accumulate, build_user, finish};
 use crate::config::{process_env, resolve_endpoint, OpenAiSettings};
 use crate::limiter::ProviderLimiter;
-use crate::prompt::{estimate_tokens, repair_message};
 use crate::transport::Transport;
 use crate::verdict::{validate, verdict_schema};
 use crate::{Analysis, Analyzer, BoxFuture, ModelError, ProviderSetup};
+use gate_core::{estimate_tokens, repair_message};
 
 const PROVIDER: &str = "openai";
 

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use gate_core::{Bands, Category, DeployContext, Redactor, Risk};
+use crate::{Bands, Category, DeployContext, Redactor, Risk};
 
 /// The version of the prompt text and the verdict schema. Bump it on any change to
 /// either: it is part of every verdict-cache key.
@@ -348,7 +348,7 @@ Do not add fields. Do not wrap the verdict in prose.";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gate_core::{ChangedFile, FileClass, FileStatus, Severity};
+    use crate::{ChangedFile, FileClass, FileStatus, Severity};
 
     fn context(diff: &str) -> DeployContext {
         DeployContext {
@@ -415,7 +415,7 @@ mod tests {
             category: Category::Schema,
             severity: Severity::Critical,
             detail: "drops a table".into(),
-            evidence: vec![gate_core::Evidence::file("db/migrate/1_drop.sql")],
+            evidence: vec![crate::Evidence::file("db/migrate/1_drop.sql")],
         }];
         let prompt = user_prompt(
             &context("+DROP TABLE users;"),

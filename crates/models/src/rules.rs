@@ -1,0 +1,82 @@
+//! The rules analyzer behind the [`Analyzer`] trait, for callers that only hold a
+//! packed context (the fleet's workers), and running every analyzer of a decision
+//! in parallel.
+
+use std::time::Instant;
+
+use gate_core::{Bands, DeployContext, ModelOutcome, Risk, Usage, Verdict};
+use gate_rules::RulesAnalyzer;
+
+use crate::{Analysis, Analyzer, BoxFuture, ModelError};
+
+/// The deterministic rules analyzer over a context's packed diff, file list,
+/// dependency changes and secret findings. Free and offline; it never fails.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    bands: Bands,
+}
+
+impl Rules {
+    /// A rules analyzer scoring against `bands`.
+    pub fn new(bands: Bands) -> Self {
+        Rules { bands }
+    }
+
+    /// The verdict, synchronously (it does no I/O).
+    pub fn verdict(&self, context: &DeployContext) -> Verdict {
+        let started = Instant::now();
+        let mut analyzer = RulesAnalyzer::new(self.bands);
+        gate_core::walk_packed_diff(context, &mut analyzer);
+        let mut verdict = analyzer.finish(context);
+        verdict.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        verdict
+    }
+}
+
+impl Analyzer for Rules {
+    fn id(&self) -> String {
+        "rules".to_string()
+    }
+
+    fn analyze<'a>(
+        &'a self,
+        context: &'a DeployContext,
+        _rules_hints: &'a [Risk],
+    ) -> BoxFuture<'a, Result<Analysis, ModelError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let verdict = self.verdict(context);
+            Ok(Analysis {
+                usage: Usage {
+                    cost_usd: Some(0.0),
+                    ..verdict.usage.clone()
+                },
+                verdict,
+                latency: started.elapsed(),
+                provider: "rules".to_string(),
+                model: gate_rules::RULES_VERSION.to_string(),
+                repaired: false,
+            })
+        })
+    }
+}
+
+/// Asks every analyzer in parallel with the rules findings as hints, so a decision
+/// takes about as long as its slowest model, not the sum. A failure becomes an
+/// outcome with its reason, for the consensus to count as missing.
+pub async fn ask_all(
+    analyzers: &[Box<dyn Analyzer>],
+    context: &DeployContext,
+    rules: &Verdict,
+) -> Vec<ModelOutcome> {
+    futures_util::future::join_all(analyzers.iter().map(|analyzer| async move {
+        let result = analyzer.analyze(context, &rules.risks).await;
+        ModelOutcome {
+            analyzer: analyzer.id(),
+            result: result
+                .map(|analysis| analysis.verdict)
+                .map_err(|err| err.to_string()),
+        }
+    }))
+    .await
+}
