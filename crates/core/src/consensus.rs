@@ -265,6 +265,7 @@ pub fn decide(inputs: DecisionInputs<'_>, rules: Verdict, models: Vec<ModelOutco
         cached: false,
         decided_at: decided_at.to_string(),
         context: ContextSummary::of(context),
+        approval: None,
     }
 }
 

@@ -163,6 +163,43 @@ pub struct Decision {
     pub decided_at: String,
     /// What the gate saw of the change.
     pub context: ContextSummary,
+    /// Set when a person approved or overrode the automatic decision; this decision
+    /// then supersedes the automatic one for the same event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// A person's decision that supersedes the automatic one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// Who decided (as given to `deploy-gate approve|override --by`).
+    pub by: String,
+    /// Why, in their words.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The automatic recommendation that was superseded.
+    pub superseded: Recommendation,
+}
+
+/// The Notification schema version this build writes.
+pub const NOTIFICATION_SCHEMA_VERSION: u32 = 1;
+
+/// A decision worth telling people about, routed as `notify.<channel>.<severity>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notification {
+    /// Always [`NOTIFICATION_SCHEMA_VERSION`] for notifications this build writes.
+    pub schema_version: u32,
+    /// The event the decision answers; with `channel`, the delivery's idempotency key.
+    pub event_id: String,
+    /// The configured channel (a Slack webhook or a generic webhook target).
+    pub channel: String,
+    /// The most severe risk of the decision (`info` when there is none).
+    pub severity: crate::Severity,
+    /// The decision itself.
+    pub decision: Decision,
 }
 
 impl Decision {
@@ -212,6 +249,7 @@ impl Decision {
             cached: false,
             decided_at,
             context: ContextSummary::of(context),
+            approval: None,
         }
     }
 }

@@ -24,7 +24,10 @@ pub use context::{
     ChangedFile, CommitInfo, DepChange, DeployContext, DiffVisitor, FileStatus, LineKind, Omission,
     SecretFinding,
 };
-pub use decision::{Consensus, ContextSummary, Decision, Usage, Verdict, DECISION_SCHEMA_VERSION};
+pub use decision::{
+    Approval, Consensus, ContextSummary, Decision, Notification, Usage, Verdict,
+    DECISION_SCHEMA_VERSION, NOTIFICATION_SCHEMA_VERSION,
+};
 pub use diff::{walk_packed_diff, DiffLine, DiffParser};
 pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
 pub use paths::{classify_path, FileClass};
