@@ -251,13 +251,18 @@ const SECRETS_NAMED: usize = 6;
 
 /// Every secret found upstream is a risk; the value never appears, only its kind.
 /// All leaks form one risk (so one look shows every place to clean up); likely
-/// dummies (generic secrets and JWTs in tests and docs) form another, at High.
+/// dummies (generic secrets, JWTs and URL passwords in tests and docs: fixtures are
+/// full of `postgres://app:devpass@localhost`) form another, at High. Vendor-format
+/// keys (AWS, GitHub, Slack, Stripe, …) are leaks wherever they are.
 fn secret_findings(context: &DeployContext, findings: &mut Findings) {
     let mut leaks = Vec::new();
     let mut examples = Vec::new();
     for secret in &context.secrets {
         let class = gate_core::classify_path(&secret.file);
-        let example_kind = matches!(secret.kind, SecretKind::GenericSecret | SecretKind::Jwt);
+        let example_kind = matches!(
+            secret.kind,
+            SecretKind::GenericSecret | SecretKind::Jwt | SecretKind::UrlPassword
+        );
         let in_examples = matches!(class, FileClass::Test | FileClass::Docs);
         if example_kind && in_examples {
             examples.push(secret);
