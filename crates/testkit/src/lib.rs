@@ -11,6 +11,7 @@
 //! temporary directory) and uses fixed, increasing commit dates, so the same script
 //! builds the same commit ids on any machine.
 
+pub mod proxy;
 mod repo;
 
 pub use repo::TestRepo;
