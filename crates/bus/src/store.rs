@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 use gate_core::{Decision, Verdict};
 
+use crate::topology::slug;
+
 /// How the stores use Redis, apart from its URL (a secret, passed separately).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -242,6 +244,11 @@ pub enum Insert {
 /// Decisions by event id (`<prefix>decision:<event_id>`): the first decision stored
 /// for an event wins, so a redelivered event republishes the same answer instead
 /// of paying for, and possibly contradicting, a second analysis.
+///
+/// Beside it: an index by repository and head commit
+/// (`<prefix>decision-by-head:<repo-slug>:<head-sha>` → event id) for orchestrators
+/// that know the commit but not the event, and the automatic decision a person's
+/// decision superseded (`<prefix>decision-auto:<event_id>`).
 #[derive(Clone)]
 pub struct DecisionStore {
     redis: Redis,
@@ -250,22 +257,43 @@ pub struct DecisionStore {
 impl DecisionStore {
     /// Stores `decision` unless its event already has one, atomically (`SET NX GET
     /// EX`, Redis 7.0 or later), with the configured TTL.
+    ///
+    /// In the same atomic step (one Lua script, so no reader ever sees the decision
+    /// without its index) it points the head index
+    /// (`<prefix>decision-by-head:<repo-slug>:<head-sha>`, see
+    /// [`DecisionStore::get_by_head`]) at this event: when the decision is stored,
+    /// unconditionally (the newest event for a commit wins the index); when the
+    /// event was already decided, only if the index is missing (a decision stored
+    /// by a build without the index), so a redelivery never takes the index back
+    /// from a newer event. Both keys get the decision TTL. The script touches two
+    /// keys, so this store needs a single Redis node, not a Redis Cluster.
     pub async fn insert(&self, decision: &Decision) -> Result<Insert, StoreError> {
+        const INSERT_AND_INDEX: &str = r"
+local previous = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2])
+if previous then
+  redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[2])
+else
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+end
+return previous
+";
         let key = self.redis.key("decision", &decision.event_id);
+        let index_key = self.head_index_key(&decision.repo, &decision.head);
         let json = serde_json::to_string(decision).map_err(StoreError::Encode)?;
         let ttl = self.redis.settings.decision_ttl_secs.max(1);
         let mut conn = self.redis.manager.clone();
-        let set = redis::cmd("SET")
+        let script = redis::cmd("EVAL")
+            .arg(INSERT_AND_INDEX)
+            .arg(2)
             .arg(&key)
+            .arg(&index_key)
             .arg(json)
-            .arg("NX")
-            .arg("GET")
-            .arg("EX")
             .arg(ttl)
+            .arg(&decision.event_id)
             .to_owned();
         let previous: Option<String> = self
             .redis
-            .bounded("SET NX", async move { set.query_async(&mut conn).await })
+            .bounded("SET NX", async move { script.query_async(&mut conn).await })
             .await?;
         match previous {
             None => Ok(Insert::Stored),
@@ -280,6 +308,108 @@ impl DecisionStore {
         self.redis
             .get_json("GET decision", self.redis.key("decision", event_id))
             .await
+    }
+
+    /// The decision of the newest event stored for commit `head_sha` of `repo`, if
+    /// any: what `deploy-gate wait --repo R --sha S` looks for when it does not know
+    /// the event id.
+    ///
+    /// The index is keyed by the repository's routing slug and the lowercased sha,
+    /// and `repo` and `head_sha` are compared without ASCII case, so `Acme/Shop`
+    /// finds `acme/shop`. Two repositories whose names share a slug (`acme/shop`,
+    /// `acme.shop`) share an index entry; a decision for the other one is not
+    /// returned. The sha must be the full one the event carried, not an
+    /// abbreviation. Two reads (index, then decision), each bounded by the
+    /// operation timeout.
+    pub async fn get_by_head(
+        &self,
+        repo: &str,
+        head_sha: &str,
+    ) -> Result<Option<Decision>, StoreError> {
+        let index_key = self.head_index_key(repo, head_sha);
+        let mut conn = self.redis.manager.clone();
+        let get = redis::cmd("GET").arg(&index_key).to_owned();
+        let event_id: Option<String> = self
+            .redis
+            .bounded("GET decision-by-head", async move {
+                get.query_async(&mut conn).await
+            })
+            .await?;
+        let Some(event_id) = event_id else {
+            return Ok(None);
+        };
+        Ok(self.get(&event_id).await?.filter(|decision| {
+            decision.repo.eq_ignore_ascii_case(repo) && decision.head.eq_ignore_ascii_case(head_sha)
+        }))
+    }
+
+    /// Makes `decision` (a person's, with `approval` set) the event's decision,
+    /// whatever was stored before: `deploy-gate approve|override`. A redelivered
+    /// event then republishes the person's decision, and `wait` finds it.
+    ///
+    /// Atomically (one Lua script) it overwrites `<prefix>decision:<event_id>`,
+    /// points the head index at the event, and keeps the decision it replaced under
+    /// `<prefix>decision-auto:<event_id>` for the audit trail
+    /// ([`DecisionStore::get_superseded`]) — only the first automatic one: a
+    /// replaced decision that is itself a person's (an override of an approval) is
+    /// not kept there, so the automatic answer is never lost. All three keys get
+    /// the decision TTL. Needs a single Redis node, like [`DecisionStore::insert`].
+    pub async fn supersede(&self, decision: &Decision) -> Result<(), StoreError> {
+        const SUPERSEDE: &str = r"
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2])
+if previous then
+  local ok, old = pcall(cjson.decode, previous)
+  local by_a_person = ok and type(old) == 'table' and type(old['approval']) == 'table'
+  if not by_a_person then
+    redis.call('SET', KEYS[2], previous, 'NX', 'EX', ARGV[2])
+  end
+end
+return 1
+";
+        let key = self.redis.key("decision", &decision.event_id);
+        let superseded_key = self.redis.key("decision-auto", &decision.event_id);
+        let index_key = self.head_index_key(&decision.repo, &decision.head);
+        let json = serde_json::to_string(decision).map_err(StoreError::Encode)?;
+        let ttl = self.redis.settings.decision_ttl_secs.max(1);
+        let mut conn = self.redis.manager.clone();
+        let script = redis::cmd("EVAL")
+            .arg(SUPERSEDE)
+            .arg(3)
+            .arg(&key)
+            .arg(&superseded_key)
+            .arg(&index_key)
+            .arg(json)
+            .arg(ttl)
+            .arg(&decision.event_id)
+            .to_owned();
+        self.redis
+            .bounded("SET supersede", async move {
+                script.query_async::<i64>(&mut conn).await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// The automatic decision a person's decision replaced
+    /// ([`DecisionStore::supersede`]), if any: the audit trail of an approval or
+    /// override.
+    pub async fn get_superseded(&self, event_id: &str) -> Result<Option<Decision>, StoreError> {
+        self.redis
+            .get_json(
+                "GET decision-auto",
+                self.redis.key("decision-auto", event_id),
+            )
+            .await
+    }
+
+    /// `<prefix>decision-by-head:<repo-slug>:<lowercased head sha>`.
+    fn head_index_key(&self, repo: &str, head_sha: &str) -> String {
+        self.redis.key(
+            "decision-by-head",
+            &format!("{}:{}", slug(repo), head_sha.to_ascii_lowercase()),
+        )
     }
 }
 

@@ -63,7 +63,8 @@ async fn the_first_decision_stored_for_an_event_wins() {
     // Another event is independent.
     let other = sample_decision("ev-2", "acme/shop", 10);
     assert_eq!(store.insert(&other).await.unwrap(), Insert::Stored);
-    assert_eq!(redis.delete_all_keys().await.unwrap(), 2);
+    // Two decisions, and the head index entry they share (same repo and head).
+    assert_eq!(redis.delete_all_keys().await.unwrap(), 3);
 }
 
 #[tokio::test]
@@ -284,4 +285,224 @@ async fn the_stores_recover_by_themselves_when_redis_comes_back() {
     };
     assert_eq!(recovered, Some(decision));
     redis.delete_all_keys().await.unwrap();
+}
+
+/// A sample decision for `repo` at head commit `head`.
+fn decision_at(event_id: &str, repo: &str, head: &str, score: u8) -> gate_core::Decision {
+    let mut decision = sample_decision(event_id, repo, score);
+    decision.head = head.to_string();
+    decision
+}
+
+/// The raw value of a key, read beside the stores.
+async fn raw_get(key: &str) -> Option<String> {
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("GET")
+        .arg(key)
+        .query_async::<Option<String>>(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_inserted_decision_is_found_by_repository_and_head_commit() {
+    let (redis, prefix) = test_redis_with_prefix(|_| {}).await;
+    let store = redis.decision_store();
+    let head = "c0ffee".repeat(6) + "abcd";
+    assert_eq!(store.get_by_head("acme/shop", &head).await.unwrap(), None);
+
+    let decision = decision_at("ev-h1", "Acme/Shop", &head, 90);
+    assert_eq!(store.insert(&decision).await.unwrap(), Insert::Stored);
+    assert_eq!(
+        raw_get(&format!("{prefix}decision-by-head:acme-shop:{head}")).await,
+        Some("ev-h1".to_string()),
+        "the index key is <prefix>decision-by-head:<repo-slug>:<head-sha>"
+    );
+    assert_eq!(
+        store.get_by_head("Acme/Shop", &head).await.unwrap(),
+        Some(decision.clone())
+    );
+    assert_eq!(
+        store
+            .get_by_head("acme/shop", &head.to_ascii_uppercase())
+            .await
+            .unwrap(),
+        Some(decision.clone()),
+        "repository and sha compare without case"
+    );
+    assert_eq!(
+        store
+            .get_by_head("acme/shop", &"d".repeat(40))
+            .await
+            .unwrap(),
+        None,
+        "another commit"
+    );
+    assert_eq!(
+        store.get_by_head("acme.shop", &head).await.unwrap(),
+        None,
+        "a repository that only shares the slug"
+    );
+    redis.delete_all_keys().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_head_index_follows_the_newest_event_and_a_redelivery_does_not_take_it_back() {
+    let redis = test_redis(|_| {}).await;
+    let store = redis.decision_store();
+    let head = "e".repeat(40);
+    let first = decision_at("ev-old", "acme/shop", &head, 90);
+    let second = decision_at("ev-new", "acme/shop", &head, 10);
+    assert_eq!(store.insert(&first).await.unwrap(), Insert::Stored);
+    assert_eq!(store.insert(&second).await.unwrap(), Insert::Stored);
+    assert_eq!(
+        store.get_by_head("acme/shop", &head).await.unwrap(),
+        Some(second.clone())
+    );
+    // The older event is redelivered: first write still wins for it, and the
+    // index stays with the newer event.
+    assert_eq!(
+        store.insert(&first).await.unwrap(),
+        Insert::AlreadyDecided(Box::new(first.clone()))
+    );
+    assert_eq!(
+        store.get_by_head("acme/shop", &head).await.unwrap(),
+        Some(second)
+    );
+    redis.delete_all_keys().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redelivery_fills_a_missing_head_index() {
+    let (redis, prefix) = test_redis_with_prefix(|_| {}).await;
+    let store = redis.decision_store();
+    let decision = sample_decision("ev-legacy", "acme/shop", 90);
+    // Stored by a build without the index.
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SET")
+        .arg(format!("{prefix}decision:ev-legacy"))
+        .arg(serde_json::to_string(&decision).unwrap())
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_by_head("acme/shop", &decision.head)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.insert(&decision).await.unwrap(),
+        Insert::AlreadyDecided(Box::new(decision.clone()))
+    );
+    assert_eq!(
+        store
+            .get_by_head("acme/shop", &decision.head)
+            .await
+            .unwrap(),
+        Some(decision)
+    );
+    redis.delete_all_keys().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_human_decision_supersedes_the_stored_one_and_the_automatic_one_is_kept() {
+    let (redis, prefix) = test_redis_with_prefix(|_| {}).await;
+    let store = redis.decision_store();
+    let automatic = sample_decision("ev-s", "acme/shop", 90);
+    assert_eq!(store.insert(&automatic).await.unwrap(), Insert::Stored);
+    assert_eq!(store.get_superseded("ev-s").await.unwrap(), None);
+
+    let mut approved = automatic.clone();
+    approved.recommendation = gate_core::Recommendation::Deploy;
+    approved.consensus.mode = "human".to_string();
+    approved.approval = Some(gate_core::Approval {
+        by: "alice".to_string(),
+        reason: "verified on staging".to_string(),
+        at: "2025-01-01T00:00:02Z".to_string(),
+        superseded: automatic.recommendation,
+    });
+    store.supersede(&approved).await.unwrap();
+    assert_eq!(store.get("ev-s").await.unwrap(), Some(approved.clone()));
+    assert_eq!(
+        store.get_superseded("ev-s").await.unwrap(),
+        Some(automatic.clone())
+    );
+    assert!(raw_get(&format!("{prefix}decision-auto:ev-s"))
+        .await
+        .is_some());
+    assert_eq!(
+        store
+            .get_by_head("acme/shop", &automatic.head)
+            .await
+            .unwrap(),
+        Some(approved.clone())
+    );
+
+    // A redelivery of the event republishes the person's decision.
+    assert_eq!(
+        store.insert(&automatic).await.unwrap(),
+        Insert::AlreadyDecided(Box::new(approved.clone()))
+    );
+
+    // Overriding the approval keeps the automatic decision, not the approval, as
+    // the superseded one.
+    let mut overridden = approved.clone();
+    overridden.recommendation = gate_core::Recommendation::Block;
+    if let Some(approval) = overridden.approval.as_mut() {
+        approval.by = "bob".to_string();
+    }
+    store.supersede(&overridden).await.unwrap();
+    assert_eq!(store.get("ev-s").await.unwrap(), Some(overridden));
+    assert_eq!(store.get_superseded("ev-s").await.unwrap(), Some(automatic));
+    redis.delete_all_keys().await.unwrap();
+}
+
+#[tokio::test]
+async fn superseding_an_event_without_a_decision_stores_it_and_keeps_nothing_else() {
+    let redis = test_redis(|_| {}).await;
+    let store = redis.decision_store();
+    let mut human = sample_decision("ev-none", "acme/shop", 10);
+    human.approval = Some(gate_core::Approval {
+        by: "alice".to_string(),
+        reason: "manual".to_string(),
+        at: "2025-01-01T00:00:02Z".to_string(),
+        superseded: gate_core::Recommendation::Deploy,
+    });
+    store.supersede(&human).await.unwrap();
+    assert_eq!(store.get("ev-none").await.unwrap(), Some(human.clone()));
+    assert_eq!(store.get_superseded("ev-none").await.unwrap(), None);
+    store.supersede(&human).await.unwrap();
+    assert_eq!(
+        store.get_superseded("ev-none").await.unwrap(),
+        None,
+        "a person's decision is never kept as the automatic one"
+    );
+    redis.delete_all_keys().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_index_and_supersede_fail_as_outages_when_redis_is_unreachable() {
+    let url = format!("redis://127.0.0.1:{}/", closed_port());
+    let settings = RedisSettings {
+        op_timeout_ms: 300,
+        ..RedisSettings::default()
+    };
+    let store = Redis::open(&url, settings).unwrap().decision_store();
+    let decision = sample_decision("ev-1", "r", 90);
+    let started = Instant::now();
+    let error = store.get_by_head("r", &decision.head).await.unwrap_err();
+    assert!(error.is_outage(), "{error}");
+    let error = store.supersede(&decision).await.unwrap_err();
+    assert!(error.is_outage(), "{error}");
+    let error = store.get_superseded("ev-1").await.unwrap_err();
+    assert!(error.is_outage(), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
 }
