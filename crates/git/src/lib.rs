@@ -17,6 +17,7 @@ mod error;
 mod listing;
 mod lockfile;
 mod pack;
+mod patches;
 mod range;
 mod stream;
 
@@ -25,6 +26,7 @@ use std::path::Path;
 use gate_core::{DeployContext, DiffVisitor, Redactor, SecretFinding};
 
 pub use error::GitError;
+pub use patches::{build_context_from_patches, FilePatch, PatchSet};
 
 /// Which change to read. Both ends take any revision git understands (`main~3`,
 /// a tag, an id); `None` picks the default: the head is `HEAD`, the base is the head's
