@@ -11,7 +11,9 @@
 //! temporary directory) and uses fixed, increasing commit dates, so the same script
 //! builds the same commit ids on any machine.
 
+pub mod github;
 pub mod proxy;
 mod repo;
+pub mod slack;
 
 pub use repo::TestRepo;

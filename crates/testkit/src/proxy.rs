@@ -26,7 +26,9 @@ struct Shared {
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultProxy").field("addr", &self.addr).finish()
+        f.debug_struct("FaultProxy")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -36,17 +38,21 @@ impl FaultProxy {
     /// # Panics
     /// When no port can be bound (test support: a panic is the failure report).
     pub fn start(upstream: SocketAddr) -> FaultProxy {
-        let shared = Arc::new(Shared { cut: AtomicBool::new(false), n_accepted: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            cut: AtomicBool::new(false),
+            n_accepted: AtomicUsize::new(0),
+        });
         let (generation, generation_rx) = watch::channel(0u64);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread_shared = Arc::clone(&shared);
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("fault proxy runtime");
-            runtime.block_on(async move {
+        let thread =
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("fault proxy runtime");
+                runtime.block_on(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("fault proxy bind");
                 addr_tx.send(listener.local_addr().expect("fault proxy address")).ok();
                 let accept = async {
@@ -80,9 +86,15 @@ impl FaultProxy {
                     _ = stop_rx => {}
                 }
             });
-        });
+            });
         let addr = addr_rx.recv().expect("fault proxy did not start");
-        FaultProxy { addr, shared, generation, stop: Some(stop), thread: Some(thread) }
+        FaultProxy {
+            addr,
+            shared,
+            generation,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     /// Where clients connect instead of the upstream.
@@ -159,19 +171,31 @@ mod tests {
     fn forwards_until_cut_and_again_after_restore() {
         let proxy = FaultProxy::start(echo_server());
         let mut stream = std::net::TcpStream::connect(proxy.addr()).unwrap();
-        stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         assert_eq!(roundtrip(&mut stream).unwrap(), b"ping");
 
         proxy.cut();
         std::thread::sleep(std::time::Duration::from_millis(100));
-        assert!(roundtrip(&mut stream).is_err(), "an open connection is closed by a cut");
+        assert!(
+            roundtrip(&mut stream).is_err(),
+            "an open connection is closed by a cut"
+        );
         let mut refused = std::net::TcpStream::connect(proxy.addr()).unwrap();
-        refused.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
-        assert!(roundtrip(&mut refused).is_err(), "a new connection is dropped while cut");
+        refused
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert!(
+            roundtrip(&mut refused).is_err(),
+            "a new connection is dropped while cut"
+        );
 
         proxy.restore();
         let mut again = std::net::TcpStream::connect(proxy.addr()).unwrap();
-        again.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        again
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         assert_eq!(roundtrip(&mut again).unwrap(), b"ping");
         assert!(proxy.n_accepted() >= 3);
     }
