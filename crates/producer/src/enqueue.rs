@@ -1,0 +1,210 @@
+//! Putting a merge event on the bus: size and shape checked first, then one publish
+//! with confirms and `mandatory`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use gate_bus::{Action, Bus, BusSettings, Publisher};
+use gate_core::MergeEvent;
+use tokio::sync::Mutex;
+
+use crate::ProducerError;
+
+/// Enqueues one event on `bus`, for a caller that publishes once (the CLI, an event
+/// bus's adapter): opens a confirm channel, publishes, and returns only when the
+/// broker confirmed the event *and* routed it to a queue.
+///
+/// Refused before anything is sent: an event larger than the bus's
+/// `max_payload_bytes` ([`ProducerError::Oversized`], naming both sizes and how to
+/// shrink the event) and an event a worker would reject. A broker nack, an
+/// unroutable return (no queue bound) or a missing confirm is an error; see
+/// [`ProducerError::is_retryable`].
+pub async fn enqueue(bus: &Bus, event: &MergeEvent) -> Result<(), ProducerError> {
+    let producer = Producer::new(bus).await?;
+    producer.enqueue(event, None).await
+}
+
+/// A long-lived enqueuer for processes that publish many events (the webhook
+/// receiver, a bus adapter, benchmarks): one confirm channel shared by every task.
+/// Cloning is cheap and shares it.
+///
+/// Made with [`Producer::connect`] it owns its connection and reconnects once when a
+/// publish finds it gone, so a broker restart costs one failed attempt at most; made
+/// with [`Producer::new`] from the caller's [`Bus`], reconnecting is the caller's job.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Where to reconnect, when this producer owns its connection.
+    reconnect: Option<Reconnect>,
+    max_payload_bytes: usize,
+    state: Mutex<State>,
+}
+
+/// The AMQP URL is a secret: kept here, never printed.
+struct Reconnect {
+    url: String,
+    settings: BusSettings,
+}
+
+struct State {
+    /// The owned connection, if any.
+    bus: Option<Bus>,
+    publisher: Publisher,
+    /// Bumped at every reconnect, so concurrent failures reconnect once.
+    generation: u64,
+}
+
+impl fmt::Debug for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("owns_connection", &self.inner.reconnect.is_some())
+            .field("max_payload_bytes", &self.inner.max_payload_bytes)
+            .finish()
+    }
+}
+
+impl Producer {
+    /// A producer publishing on a new confirm channel of `bus`.
+    pub async fn new(bus: &Bus) -> Result<Producer, ProducerError> {
+        let publisher = bus
+            .publisher()
+            .await
+            .map_err(|source| ProducerError::bus("(none yet)", source))?;
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                reconnect: None,
+                max_payload_bytes: bus.settings().max_payload_bytes,
+                state: Mutex::new(State {
+                    bus: None,
+                    publisher,
+                    generation: 0,
+                }),
+            }),
+        })
+    }
+
+    /// A producer with a connection of its own to `url` (a secret: never logged),
+    /// which it re-opens when a publish finds it lost. Connecting declares the
+    /// topology, with the retries `settings` allow.
+    pub async fn connect(url: &str, settings: BusSettings) -> Result<Producer, ProducerError> {
+        let max_payload_bytes = settings.max_payload_bytes;
+        let (bus, publisher) = open(url, &settings).await?;
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                reconnect: Some(Reconnect {
+                    url: url.to_owned(),
+                    settings,
+                }),
+                max_payload_bytes,
+                state: Mutex::new(State {
+                    bus: Some(bus),
+                    publisher,
+                    generation: 0,
+                }),
+            }),
+        })
+    }
+
+    /// Enqueues `event` (see [`enqueue`]), carrying `traceparent` (W3C trace
+    /// context) so the merge's trace continues in the worker.
+    ///
+    /// With an owned connection, a publish that fails because the connection or
+    /// channel is gone is retried once on a fresh connection, with the same event id:
+    /// if the first attempt did reach the queue after all, the worker's idempotency
+    /// turns the duplicate into the same decision.
+    pub async fn enqueue(
+        &self,
+        event: &MergeEvent,
+        traceparent: Option<String>,
+    ) -> Result<(), ProducerError> {
+        check(event, self.inner.max_payload_bytes)?;
+        let (publisher, generation) = {
+            let state = self.inner.state.lock().await;
+            (state.publisher.clone(), state.generation)
+        };
+        let error = match publisher.publish_event(event, traceparent.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        if error.action() != Action::Reconnect || self.inner.reconnect.is_none() {
+            return Err(ProducerError::bus(&event.event_id, error));
+        }
+        tracing::warn!(event_id = %event.event_id, %error, "publish failed; reconnecting to the broker once");
+        let publisher = self.reconnect(generation, &event.event_id).await?;
+        publisher
+            .publish_event(event, traceparent)
+            .await
+            .map_err(|source| ProducerError::bus(&event.event_id, source))
+    }
+
+    /// Whether the owned connection is open; `None` for a producer on the caller's
+    /// bus. For health endpoints.
+    pub async fn is_connected(&self) -> Option<bool> {
+        let state = self.inner.state.lock().await;
+        state.bus.as_ref().map(Bus::is_connected)
+    }
+
+    /// Closes the owned connection, if any (the end of a graceful shutdown).
+    pub async fn close(&self) {
+        let state = self.inner.state.lock().await;
+        if let Some(bus) = &state.bus {
+            let _ = bus.close().await;
+        }
+    }
+
+    async fn reconnect(&self, failed: u64, event_id: &str) -> Result<Publisher, ProducerError> {
+        let Some(reconnect) = &self.inner.reconnect else {
+            let state = self.inner.state.lock().await;
+            return Ok(state.publisher.clone());
+        };
+        let mut state = self.inner.state.lock().await;
+        if state.generation != failed {
+            // Another task reconnected while this one waited for the lock.
+            return Ok(state.publisher.clone());
+        }
+        let (bus, publisher) =
+            open(&reconnect.url, &reconnect.settings)
+                .await
+                .map_err(|error| match error {
+                    ProducerError::Bus { source, .. } => ProducerError::bus(event_id, *source),
+                    other => other,
+                })?;
+        if let Some(old) = state.bus.replace(bus) {
+            let _ = old.close().await;
+        }
+        state.publisher = publisher.clone();
+        state.generation += 1;
+        Ok(publisher)
+    }
+}
+
+async fn open(url: &str, settings: &BusSettings) -> Result<(Bus, Publisher), ProducerError> {
+    let bus = Bus::connect(url, settings.clone())
+        .await
+        .map_err(|source| ProducerError::bus("(none yet)", source))?;
+    let publisher = bus
+        .publisher()
+        .await
+        .map_err(|source| ProducerError::bus("(none yet)", source))?;
+    Ok((bus, publisher))
+}
+
+/// Refuses what the bus or a worker would: an event over the size limit (measured as
+/// the bytes that would be published), or one that does not read back as a valid
+/// MergeEvent (empty id, repo or head; unknown schema version).
+fn check(event: &MergeEvent, limit: usize) -> Result<(), ProducerError> {
+    let payload = serde_json::to_vec(event).map_err(gate_core::EventError::from)?;
+    if payload.len() > limit {
+        return Err(ProducerError::Oversized {
+            event_id: event.event_id.clone(),
+            size: payload.len(),
+            limit,
+            budget_chars: event.context.budget_chars,
+        });
+    }
+    MergeEvent::from_json(&payload)?;
+    Ok(())
+}
