@@ -1,0 +1,454 @@
+//! One delivery, from the queue to its ack: decode, look for a stored decision,
+//! analyze (rules, then cached or fresh model verdicts), decide, store, publish,
+//! and only then settle.
+
+use std::{panic::AssertUnwindSafe, sync::Arc};
+
+use futures_util::FutureExt;
+use gate_bus::{
+    Action, BusError, DeadLettered, Delivery, Insert, Publisher, Rejection, VerdictKey,
+};
+use gate_core::{
+    Bands, ConsensusPolicy, Decision, DecisionInputs, DeployContext, MergeEvent, ModelOutcome,
+    Notification, Severity, Usage, Verdict, NOTIFICATION_SCHEMA_VERSION, PROMPT_VERSION,
+};
+use gate_models::{Analyzer, Rules};
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use crate::{
+    locks::KeyedLocks,
+    stats::{Counter, WorkerStats},
+    stores::Stores,
+    NotifyPolicy,
+};
+
+/// Version of the verdict cache key's layout: bump it when the parts change.
+const VERDICT_KEY_LAYOUT: &str = "deploy-gate verdict key v1";
+
+/// Everything the per-delivery tasks share, for the worker's whole life (across
+/// reconnections).
+pub(crate) struct Shared {
+    pub(crate) analyzers: Vec<Box<dyn Analyzer>>,
+    pub(crate) rules: Rules,
+    pub(crate) bands: Bands,
+    pub(crate) consensus: ConsensusPolicy,
+    pub(crate) policy_version: String,
+    pub(crate) notify: NotifyPolicy,
+    pub(crate) stores: Stores,
+    pub(crate) stats: WorkerStats,
+    /// One analysis per event id at a time in this process.
+    pub(crate) event_locks: KeyedLocks,
+    /// One model round per content at a time in this process.
+    pub(crate) verdict_locks: KeyedLocks,
+    /// The model ids, sorted, as JSON: part of every verdict key.
+    pub(crate) model_set: String,
+}
+
+impl Shared {
+    /// The sorted model set as one key part, so that the order of the providers in
+    /// the config does not change the key.
+    pub(crate) fn model_set(analyzers: &[Box<dyn Analyzer>]) -> String {
+        let mut ids: Vec<String> = analyzers.iter().map(|a| a.id()).collect();
+        ids.sort();
+        serde_json::Value::from(ids).to_string()
+    }
+}
+
+/// How a delivery ends.
+#[derive(Debug)]
+enum Outcome {
+    /// The decision (and notifications) are confirmed: ack.
+    Ack,
+    /// Try again later: requeue (the delivery limit ends a message that never
+    /// succeeds).
+    Requeue(String),
+    /// The message can never be handled: dead-letter it with the reason.
+    DeadLetter(Rejection),
+}
+
+/// Handles one delivery to the end, holding `permit` (one unit of the worker's
+/// concurrency) until it is settled. When `force` turns true (the shutdown
+/// deadline passed), unfinished work is abandoned and the delivery requeued.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    publisher: Publisher,
+    delivery: Delivery,
+    permit: OwnedSemaphorePermit,
+    mut force: watch::Receiver<bool>,
+) {
+    let stats = &shared.stats;
+    stats.count(Counter::Received);
+    if delivery.redelivered() {
+        stats.count(Counter::Redelivered);
+    }
+    let outcome = match delivery.merge_event() {
+        Err(rejection) => {
+            tracing::warn!(
+                message_id = delivery.message_id().unwrap_or("-"),
+                reason = %rejection,
+                "refusing a bad merge event: dead-lettering it"
+            );
+            Outcome::DeadLetter(rejection)
+        }
+        Ok(event) => {
+            let traceparent = delivery.traceparent().map(str::to_owned);
+            let work =
+                AssertUnwindSafe(decide_and_publish(&shared, &publisher, &event, traceparent))
+                    .catch_unwind();
+            tokio::select! {
+                finished = work => finished.unwrap_or_else(|_| {
+                    tracing::error!(event_id = %event.event_id, "processing the event panicked (a bug): requeueing it");
+                    Outcome::Requeue("processing panicked".to_string())
+                }),
+                () = raised(&mut force) => {
+                    Outcome::Requeue("the shutdown deadline passed".to_string())
+                }
+            }
+        }
+    };
+    settle(&shared.stats, delivery, outcome).await;
+    drop(permit);
+}
+
+/// Resolves once `flag` is true (or its sender is gone, which means the same: the
+/// worker is going away).
+pub(crate) async fn raised(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|raised| *raised).await;
+}
+
+async fn settle(stats: &WorkerStats, delivery: Delivery, outcome: Outcome) {
+    let message_id = delivery.message_id().unwrap_or("-").to_string();
+    let settled = match outcome {
+        Outcome::Ack => delivery.ack().await,
+        Outcome::Requeue(reason) => {
+            stats.count(Counter::Requeued);
+            tracing::info!(message_id = %message_id, reason = %reason, "requeueing the event");
+            delivery.requeue().await
+        }
+        Outcome::DeadLetter(rejection) => match delivery.reject_to_dead_letter(&rejection).await {
+            Ok(DeadLettered::WithReason) => {
+                stats.count(Counter::DeadLettered);
+                Ok(())
+            }
+            Ok(DeadLettered::WithoutReason(error)) => {
+                stats.count(Counter::DeadLettered);
+                tracing::warn!(
+                    message_id = %message_id,
+                    error = %error,
+                    "dead-lettered without the reason header: the reason could not be published"
+                );
+                Ok(())
+            }
+            Err(error) => Err(error),
+        },
+    };
+    if let Err(error) = settled {
+        // The channel is gone: the broker redelivers the message, and the decision
+        // store makes the redelivery cheap.
+        tracing::warn!(message_id = %message_id, error = %error, "could not settle the delivery; the broker will redeliver it");
+    }
+}
+
+/// Everything between a valid event and its ack.
+async fn decide_and_publish(
+    shared: &Shared,
+    publisher: &Publisher,
+    event: &MergeEvent,
+    traceparent: Option<String>,
+) -> Outcome {
+    let _event_lock = shared.event_locks.lock(&event.event_id).await;
+    if let Some(stored) = shared.stores.decision(&event.event_id).await {
+        tracing::info!(event_id = %event.event_id, "already decided: republishing the stored decision");
+        return match publish(shared, publisher, &stored, traceparent).await {
+            Ok(()) => {
+                shared.stats.count(Counter::RepublishedFromStore);
+                Outcome::Ack
+            }
+            Err(error) => publish_failed(shared, &event.event_id, error),
+        };
+    }
+
+    let decision = analyze(shared, event).await;
+    shared.stats.count(Counter::Decided);
+    let decision = match shared.stores.insert(&decision).await {
+        Some(Insert::AlreadyDecided(first)) => {
+            tracing::info!(event_id = %event.event_id, "another worker decided this event first: publishing its decision");
+            *first
+        }
+        Some(Insert::Stored) | None => decision,
+    };
+    match publish(shared, publisher, &decision, traceparent).await {
+        Ok(()) => {
+            tracing::info!(
+                event_id = %event.event_id,
+                repo = %decision.repo,
+                recommendation = %decision.recommendation,
+                risk_score = decision.risk_score,
+                cached = decision.cached,
+                "decided"
+            );
+            Outcome::Ack
+        }
+        Err(error) => publish_failed(shared, &event.event_id, error),
+    }
+}
+
+fn publish_failed(shared: &Shared, event_id: &str, error: BusError) -> Outcome {
+    shared.stats.count(Counter::PublishFailures);
+    tracing::warn!(event_id = %event_id, error = %error, "publishing the decision failed");
+    if error.action() == Action::DeadLetter {
+        // Too large or an id AMQP cannot carry: no retry will ever publish it.
+        Outcome::DeadLetter(Rejection::Failed {
+            detail: format!("the decision cannot be published: {error}"),
+        })
+    } else {
+        Outcome::Requeue(error.to_string())
+    }
+}
+
+/// The rules verdict, the model outcomes (cached or fresh) and the consensus.
+async fn analyze(shared: &Shared, event: &MergeEvent) -> Decision {
+    let context = &event.context;
+    let rules = shared.rules.verdict(context);
+    let (outcomes, cached) = model_outcomes(shared, context, &rules).await;
+    let decided_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
+    let inputs = DecisionInputs {
+        event_id: &event.event_id,
+        context,
+        bands: &shared.bands,
+        policy: &shared.consensus,
+        decided_at: &decided_at,
+    };
+    let mut decision = gate_core::decide(inputs, rules, outcomes);
+    if cached {
+        decision.cached = true;
+        decision.consensus.notes.push(
+            "model verdicts reused from the verdict cache: no model was asked, nothing was spent"
+                .to_string(),
+        );
+    }
+    decision
+}
+
+/// The models' outcomes for `context`: from the verdict cache when every model's
+/// verdict is there (`true`), otherwise from asking them all (`false`). Verdicts
+/// are cached only when every model answered: a failure is never cached, so the
+/// next event with the same content asks again.
+async fn model_outcomes(
+    shared: &Shared,
+    context: &DeployContext,
+    rules: &Verdict,
+) -> (Vec<ModelOutcome>, bool) {
+    if shared.analyzers.is_empty() {
+        return (Vec::new(), false);
+    }
+    let parts = key_parts(
+        &shared.model_set,
+        &shared.policy_version,
+        &shared.bands,
+        context,
+    );
+    let set_key = VerdictKey::from_parts(&parts);
+    let _content_lock = shared.verdict_locks.lock(set_key.as_str()).await;
+    let keys: Vec<(String, VerdictKey)> = shared
+        .analyzers
+        .iter()
+        .map(|analyzer| {
+            let id = analyzer.id();
+            let key =
+                VerdictKey::from_parts(parts.iter().map(Vec::as_slice).chain([id.as_bytes()]));
+            (id, key)
+        })
+        .collect();
+
+    let mut cached = Vec::with_capacity(keys.len());
+    for (id, key) in &keys {
+        match shared.stores.verdict(key).await {
+            Some(verdict) => cached.push(ModelOutcome {
+                analyzer: id.clone(),
+                result: Ok(reused(verdict)),
+            }),
+            None => break,
+        }
+    }
+    if cached.len() == keys.len() {
+        shared.stats.count(Counter::CacheHits);
+        return (cached, true);
+    }
+
+    shared.stats.count(Counter::CacheMisses);
+    let outcomes = gate_models::ask_all(&shared.analyzers, context, rules).await;
+    if outcomes.iter().all(|outcome| outcome.result.is_ok()) {
+        for ((_, key), outcome) in keys.iter().zip(&outcomes) {
+            if let Ok(verdict) = &outcome.result {
+                shared.stores.put_verdict(key, verdict).await;
+            }
+        }
+    }
+    (outcomes, false)
+}
+
+/// A cached verdict as this decision's: it cost nothing and took no time now, so
+/// summing decisions' costs gives what was really spent.
+fn reused(mut verdict: Verdict) -> Verdict {
+    verdict.usage = Usage {
+        cost_usd: Some(0.0),
+        ..Usage::default()
+    };
+    verdict.latency_ms = 0;
+    verdict
+}
+
+/// Everything that changes a model's answer for this content: the prompt and
+/// rules versions (the rules findings are the models' hints), the model set, the
+/// policy version, the bands, and the content the prompt shows. Not the event id,
+/// the repository or the commit ids: the same change elsewhere is the same risk.
+fn key_parts(
+    model_set: &str,
+    policy_version: &str,
+    bands: &Bands,
+    context: &DeployContext,
+) -> Vec<Vec<u8>> {
+    let json = |value: serde_json::Result<String>| value.unwrap_or_default().into_bytes();
+    let messages: Vec<&str> = context.commits.iter().map(|c| c.message.as_str()).collect();
+    vec![
+        VERDICT_KEY_LAYOUT.as_bytes().to_vec(),
+        PROMPT_VERSION.as_bytes().to_vec(),
+        gate_rules::RULES_VERSION.as_bytes().to_vec(),
+        model_set.as_bytes().to_vec(),
+        policy_version.as_bytes().to_vec(),
+        json(serde_json::to_string(bands)),
+        context.packed_diff.as_bytes().to_vec(),
+        json(serde_json::to_string(&context.files)),
+        json(serde_json::to_string(&context.dep_changes)),
+        json(serde_json::to_string(&context.secrets)),
+        json(serde_json::to_string(&context.omitted)),
+        json(serde_json::to_string(&messages)),
+    ]
+}
+
+/// Publishes the decision, then one notification per channel when the decision
+/// is at or above the notify threshold, each confirmed, all carrying the event's
+/// trace context.
+async fn publish(
+    shared: &Shared,
+    publisher: &Publisher,
+    decision: &Decision,
+    traceparent: Option<String>,
+) -> Result<(), BusError> {
+    publisher
+        .publish_decision(decision, traceparent.clone())
+        .await?;
+    if decision.recommendation < shared.notify.min_recommendation {
+        return Ok(());
+    }
+    let severity = decision
+        .risks
+        .iter()
+        .map(|risk| risk.severity)
+        .max()
+        .unwrap_or(Severity::Info);
+    for channel in &shared.notify.channels {
+        let notification = Notification {
+            schema_version: NOTIFICATION_SCHEMA_VERSION,
+            event_id: decision.event_id.clone(),
+            channel: channel.clone(),
+            severity,
+            decision: decision.clone(),
+        };
+        publisher
+            .publish_notification(
+                channel,
+                severity,
+                &decision.event_id,
+                &notification,
+                traceparent.clone(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use gate_core::{ChangedFile, CommitInfo, FileClass, FileStatus};
+
+    use super::*;
+
+    fn context(diff: &str, sha: &str) -> DeployContext {
+        DeployContext {
+            repo: "acme/shop".into(),
+            base: "a".repeat(40),
+            head: sha.repeat(40),
+            head_is_merge: false,
+            root_commit: false,
+            commits: vec![CommitInfo {
+                sha: sha.repeat(40),
+                author: "Dev".into(),
+                message: "Change".into(),
+                merge: false,
+            }],
+            n_commits: 1,
+            files: vec![ChangedFile {
+                path: "src/app.rs".into(),
+                old_path: None,
+                status: FileStatus::Modified,
+                additions: 1,
+                deletions: 0,
+                binary: false,
+                class: FileClass::Code,
+            }],
+            lines_added: 1,
+            lines_removed: 0,
+            packed_diff: diff.into(),
+            budget_chars: 12_000,
+            est_tokens: 1,
+            omitted: vec![],
+            n_omitted: 0,
+            dep_changes: vec![],
+            secrets: vec![],
+        }
+    }
+
+    fn key(policy_version: &str, context: &DeployContext) -> VerdictKey {
+        let parts = key_parts(
+            r#"["anthropic/m"]"#,
+            policy_version,
+            &Bands::default(),
+            context,
+        );
+        VerdictKey::from_parts(&parts)
+    }
+
+    #[test]
+    fn the_same_diff_in_another_range_has_the_same_key_and_a_new_policy_does_not() {
+        let here = context("+a\n", "b");
+        let elsewhere = context("+a\n", "c");
+        assert_eq!(key("p1", &here), key("p1", &elsewhere));
+        assert_ne!(key("p1", &here), key("p2", &here));
+        assert_ne!(key("p1", &here), key("p1", &context("+b\n", "b")));
+    }
+
+    #[test]
+    fn a_reused_verdict_costs_nothing_now() {
+        let verdict = Verdict {
+            analyzer: "anthropic/m".into(),
+            risk_score: 5,
+            recommendation: gate_core::Recommendation::Deploy,
+            summary: "fine".into(),
+            risks: vec![],
+            rollback_notes: vec![],
+            latency_ms: 900,
+            usage: Usage {
+                input_tokens: 1_000,
+                output_tokens: 100,
+                cost_usd: Some(0.01),
+                ..Usage::default()
+            },
+        };
+        let reused = reused(verdict);
+        assert_eq!(reused.usage.input_tokens, 0);
+        assert_eq!(reused.usage.cost_usd, Some(0.0));
+        assert_eq!(reused.latency_ms, 0);
+    }
+}
