@@ -90,12 +90,12 @@ pub fn run(settings: &Settings, request: &CheckRequest) -> Result<Exit, CliError
 }
 
 /// Model providers and the notices about them for the user.
-type Analyzers = (Vec<Box<dyn Analyzer>>, Vec<String>);
+pub(crate) type Analyzers = (Vec<Box<dyn Analyzer>>, Vec<String>);
 
 /// The model providers that will be asked: the enabled ones whose key is present,
 /// and what to tell the user about them (a missing key in one line, start-up
 /// warnings). Any other setup error is a configuration error.
-fn model_analyzers(settings: &Settings) -> Result<Analyzers, CliError> {
+pub(crate) fn model_analyzers(settings: &Settings) -> Result<Analyzers, CliError> {
     let models = &settings.models;
     let mut notices = Vec::new();
     if models.enabled.is_empty() {
@@ -210,7 +210,7 @@ fn git_error(err: GitError) -> CliError {
     }
 }
 
-fn exit_for(recommendation: Recommendation, fail_on: FailOn) -> Exit {
+pub(crate) fn exit_for(recommendation: Recommendation, fail_on: FailOn) -> Exit {
     match (recommendation, fail_on) {
         (Recommendation::Deploy, _) => Exit::Proceed,
         (Recommendation::Hold, FailOn::Hold) => Exit::Hold,

@@ -41,6 +41,15 @@ impl CliError {
         }
     }
 
+    /// A long-running role failed in a way a restart may fix (exit 1, so a supervisor
+    /// restarts it).
+    pub fn failed(err: impl Display) -> Self {
+        CliError {
+            exit: Exit::Block,
+            message: err.to_string(),
+        }
+    }
+
     /// Analysis could not finish (exit 3).
     pub fn no_decision(err: impl Display) -> Self {
         CliError {

@@ -3,7 +3,9 @@
 
 mod check;
 mod exit;
+mod fleet;
 mod report;
+mod runtime;
 mod settings;
 
 use std::path::PathBuf;
@@ -36,6 +38,165 @@ enum Command {
     Check(CheckArgs),
     /// Print the effective configuration, secrets masked.
     Config,
+    /// Run a worker: consume merge events, decide, publish decisions and
+    /// notifications, until SIGTERM (then drain in-flight work up to a deadline).
+    Worker,
+    /// Run the notifier: deliver notifications to Slack and webhooks, until SIGTERM.
+    Notify,
+    /// Build the context like `check` and publish it to the fleet; prints the event id.
+    ///
+    /// Exit 0 only when the broker confirmed the event; 2 for bad input (not a
+    /// repository, oversized event, nothing bound to receive it); 3 when the broker
+    /// could not be reached or did not confirm.
+    Enqueue(EnqueueArgs),
+    /// Receive GitHub `push`/`pull_request` webhooks and signed MergeEvents over HTTP
+    /// and enqueue them, until SIGTERM.
+    Webhook {
+        /// Address to listen on (default: `webhook.listen`).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Wait for the decision of an event (or of a repository's commit) and exit like
+    /// `check`: 0 deploy (hold too, unless --fail-on hold), 1 block, 3 no decision
+    /// before the timeout, 4 hold with --fail-on hold.
+    Wait(WaitArgs),
+    /// Stream decisions as JSON lines, from now or replayed from the decisions log.
+    Watch {
+        /// Only this repository's decisions.
+        #[arg(long, value_name = "NAME")]
+        repo: Option<String>,
+        /// `now` (default), `beginning`, a log offset, or an RFC 3339 time.
+        #[arg(long, value_name = "FROM", default_value = "now")]
+        from: String,
+    },
+    /// Approve an event: publish a person's `deploy` that supersedes the automatic
+    /// decision, recorded in the decisions log.
+    Approve(HumanArgs),
+    /// Override an event's decision with any recommendation, recorded in the log.
+    Override {
+        #[command(flatten)]
+        human: HumanArgs,
+        /// The recommendation that replaces the automatic one.
+        #[arg(long, value_enum, value_name = "REC")]
+        to: RecommendationArg,
+    },
+}
+
+/// Arguments of `enqueue`.
+#[derive(Debug, clap::Args)]
+struct EnqueueArgs {
+    /// The repository to read.
+    #[arg(long, value_name = "PATH", default_value = ".")]
+    repo: PathBuf,
+    /// Base revision of the range (default: the head's first parent).
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
+    /// Head revision of the range (default: HEAD).
+    #[arg(long, value_name = "REV")]
+    head: Option<String>,
+    /// Repository name in the event (default: the directory name).
+    #[arg(long, value_name = "NAME")]
+    repo_name: Option<String>,
+    /// Idempotency key (default: derived from the CI run, else random).
+    #[arg(long, value_name = "ID")]
+    event_id: Option<String>,
+    /// The branch or ref the merge landed on.
+    #[arg(long = "ref", value_name = "REF")]
+    git_ref: Option<String>,
+}
+
+/// Arguments of `wait`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["event", "repo"])))]
+struct WaitArgs {
+    /// The event id `enqueue` printed.
+    #[arg(long, value_name = "ID")]
+    event: Option<String>,
+    /// The repository name (with --sha).
+    #[arg(long, value_name = "NAME", requires = "sha")]
+    repo: Option<String>,
+    /// The full head commit id (with --repo).
+    #[arg(long, value_name = "SHA", requires = "repo")]
+    sha: Option<String>,
+    /// Give up after this long (`90s`, `15m`, `1h`); exit 3.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+    /// Which recommendation fails the step.
+    #[arg(long, value_enum, value_name = "REC")]
+    fail_on: Option<FailOn>,
+    /// Print the Decision JSON instead of the report.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Who decides and why, for `approve` and `override`.
+#[derive(Debug, clap::Args)]
+struct HumanArgs {
+    /// The event whose decision is superseded.
+    event: String,
+    /// Who decides.
+    #[arg(long, value_name = "NAME")]
+    by: String,
+    /// Why, in words (recorded in the decisions log).
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+}
+
+/// A recommendation on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RecommendationArg {
+    Deploy,
+    Hold,
+    Block,
+}
+
+impl From<RecommendationArg> for gate_core::Recommendation {
+    fn from(arg: RecommendationArg) -> Self {
+        match arg {
+            RecommendationArg::Deploy => gate_core::Recommendation::Deploy,
+            RecommendationArg::Hold => gate_core::Recommendation::Hold,
+            RecommendationArg::Block => gate_core::Recommendation::Block,
+        }
+    }
+}
+
+/// `90s`, `15m`, `1h`, or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+fn watch_from(text: &str) -> Result<gate_orchestrator::WatchFrom, CliError> {
+    use gate_orchestrator::WatchFrom;
+    match text {
+        "now" => Ok(WatchFrom::Now),
+        "beginning" | "first" => Ok(WatchFrom::Beginning),
+        _ => {
+            if let Ok(offset) = text.parse::<u64>() {
+                return Ok(WatchFrom::Offset(offset));
+            }
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .map(WatchFrom::Timestamp)
+                .map_err(|_| {
+                    CliError::usage(format!(
+                        "--from `{text}` is not now, beginning, an offset or an RFC 3339 time"
+                    ))
+                })
+        }
+    }
 }
 
 /// Arguments of `check`.
@@ -82,6 +243,49 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
             print!("{}", settings.to_masked_toml());
             Ok(Exit::Proceed)
         }
+        Command::Worker => fleet::worker(&settings),
+        Command::Enqueue(args) => fleet::enqueue(
+            &settings,
+            &fleet::EnqueueRequest {
+                repo: args.repo,
+                base: args.base,
+                head: args.head,
+                repo_name: args.repo_name,
+                event_id: args.event_id,
+                git_ref: args.git_ref,
+            },
+        ),
+        Command::Webhook { listen } => fleet::webhook(&settings, listen),
+        Command::Wait(args) => {
+            let target = match (args.event, args.repo, args.sha) {
+                (Some(event), _, _) => gate_orchestrator::WaitTarget::Event(event),
+                (None, Some(repo), Some(sha)) => gate_orchestrator::WaitTarget::Head { repo, sha },
+                _ => {
+                    return Err(CliError::usage(
+                        "wait needs --event ID, or --repo NAME with --sha SHA",
+                    ))
+                }
+            };
+            fleet::wait(
+                &settings,
+                target,
+                args.timeout,
+                args.fail_on.unwrap_or(settings.check.fail_on),
+                args.json,
+            )
+        }
+        Command::Watch { repo, from } => fleet::watch(&settings, repo, watch_from(&from)?),
+        Command::Approve(human) => fleet::approve(
+            &settings,
+            &human.event,
+            &human.by,
+            &human.reason,
+            gate_core::Recommendation::Deploy,
+        ),
+        Command::Override { human, to } => {
+            fleet::approve(&settings, &human.event, &human.by, &human.reason, to.into())
+        }
+        Command::Notify => fleet::notify(&settings),
         Command::Check(args) => {
             let format = if args.json {
                 OutputFormat::Json

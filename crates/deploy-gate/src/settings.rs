@@ -39,6 +39,39 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     /// Redis connection of the fleet roles.
     pub redis: RedisSettings,
+    /// Topology names and arguments, payload limit, confirms, connecting.
+    pub bus: gate_bus::BusSettings,
+    /// How the decision store and verdict cache use Redis (prefix, timeouts).
+    pub stores: gate_bus::RedisSettings,
+    /// The worker role.
+    pub worker: gate_worker::WorkerSettings,
+    /// The notifier role: channels and delivery.
+    pub notify: gate_notifier::NotifierSettings,
+    /// The webhook receiver.
+    pub webhook: gate_producer::WebhookSettings,
+    /// `wait`, `watch` and `approve`.
+    pub orchestrator: gate_orchestrator::OrchestratorSettings,
+    /// Logging of the long-running roles.
+    pub log: LogSettings,
+}
+
+/// Logging of the long-running roles (`DEPLOY_GATE_LOG` sets the level).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (default) or `json` lines.
+    pub format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// How much of a change the analyzers see.
@@ -328,6 +361,20 @@ impl Sources {
 }
 
 impl Settings {
+    /// The bus settings for one role, naming its connections after it.
+    pub fn bus_for(&self, role: &str) -> gate_bus::BusSettings {
+        let mut bus = self.bus.clone();
+        if bus.connection_name == gate_bus::BusSettings::default().connection_name {
+            bus.connection_name = role.to_string();
+        }
+        bus
+    }
+
+    /// Log lines as JSON.
+    pub fn log_json(&self) -> bool {
+        self.log.format == LogFormat::Json
+    }
+
     /// Loads and validates the layered settings.
     pub fn load(sources: &Sources) -> Result<Settings, SettingsError> {
         let mut layers: Vec<(LayerOrigin, String)> =
