@@ -146,6 +146,16 @@ impl Redis {
         }
     }
 
+    /// Once-only marks under `<key_prefix><namespace>:`, e.g. delivered
+    /// notifications, kept for `ttl`.
+    pub fn marks(&self, namespace: &str, ttl: Duration) -> Marks {
+        Marks {
+            redis: self.clone(),
+            prefix: format!("{}{namespace}:", self.settings.key_prefix),
+            ttl_secs: ttl.as_secs().max(1),
+        }
+    }
+
     /// The verdict cache on this connection.
     pub fn verdict_cache(&self) -> VerdictCache {
         VerdictCache {
@@ -449,6 +459,61 @@ impl VerdictKey {
 }
 
 /// Verdicts by content (`<prefix>verdict:<sha256>`), kept for the configured TTL,
+/// Remembers that something happened once (a notification delivered to a channel),
+/// so a redelivered copy can be skipped. Expires after its TTL.
+#[derive(Clone)]
+pub struct Marks {
+    redis: Redis,
+    prefix: String,
+    ttl_secs: u64,
+}
+
+impl std::fmt::Debug for Marks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Marks")
+            .field("prefix", &self.prefix)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish()
+    }
+}
+
+impl Marks {
+    /// Whether `id` is marked.
+    pub async fn contains(&self, id: &str) -> Result<bool, StoreError> {
+        let key = format!("{}{id}", self.prefix);
+        let mut conn = self.redis.manager.clone();
+        self.redis
+            .bounded("EXISTS", async move {
+                redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query_async::<u64>(&mut conn)
+                    .await
+            })
+            .await
+            .map(|n| n > 0)
+    }
+
+    /// Marks `id`; `Ok(false)` when it was already marked (`SET NX EX`).
+    pub async fn insert(&self, id: &str) -> Result<bool, StoreError> {
+        let key = format!("{}{id}", self.prefix);
+        let ttl = self.ttl_secs;
+        let mut conn = self.redis.manager.clone();
+        self.redis
+            .bounded("SET NX", async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            })
+            .await
+            .map(|reply| reply.is_some())
+    }
+}
+
 /// so the same change seen again (another event, another branch) costs no model
 /// call. Last write wins: any verdict for the same content is as good as another.
 #[derive(Clone)]

@@ -247,7 +247,7 @@ pub struct NotifierDeps {
     /// `redis://[:password@]host:port/db`. A secret: never logged.
     pub redis_url: String,
     /// Key prefix and timeouts; delivered marks live under
-    /// `<key_prefix>notified:<channel>:decision:<event id>`.
+    /// `<key_prefix>notified:<channel>:<event id>`.
     pub redis: RedisSettings,
     /// Where the channels' URLs and secret headers are read from.
     pub env: Env,

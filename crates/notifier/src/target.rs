@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
-use gate_bus::{DecisionStore, Redis, RedisSettings};
+use gate_bus::Redis;
 use gate_core::Notification;
 use reqwest::{
     header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER},
@@ -293,13 +293,12 @@ fn describe(error: reqwest::Error) -> String {
 /// skipped: exactly once per (event, channel) while Redis works, at least once
 /// when it does not.
 ///
-/// Stored through the bus's [`DecisionStore`] (the only Redis API the roles see) on
-/// a connection whose key prefix is `<key_prefix>notified:<channel>:`: the key is
-/// `<key_prefix>notified:<channel>:decision:<delivery id>`, the value the decision
-/// as delivered, written `SET NX EX` with `dedup_ttl_secs` after a 2xx.
+/// Stored as bus [`gate_bus::Marks`] (only `gate-bus` talks to Redis): the key is
+/// `<key_prefix>notified:<channel>:<delivery id>`, written `SET NX EX` with
+/// `dedup_ttl_secs` after a 2xx.
 #[derive(Clone)]
 pub(crate) struct DeliveredMarks {
-    store: DecisionStore,
+    marks: gate_bus::Marks,
 }
 
 impl fmt::Debug for DeliveredMarks {
@@ -314,20 +313,17 @@ impl DeliveredMarks {
         settings: &NotifierSettings,
         channel: &str,
     ) -> Result<DeliveredMarks, NotifierError> {
-        let redis_settings = RedisSettings {
-            key_prefix: format!("{}notified:{channel}:", deps.redis.key_prefix),
-            decision_ttl_secs: settings.dedup_ttl_secs,
-            ..deps.redis.clone()
-        };
-        let redis = Redis::open(&deps.redis_url, redis_settings).map_err(NotifierError::Redis)?;
+        let redis =
+            Redis::open(&deps.redis_url, deps.redis.clone()).map_err(NotifierError::Redis)?;
+        let ttl = Duration::from_secs(settings.dedup_ttl_secs);
         Ok(DeliveredMarks {
-            store: redis.decision_store(),
+            marks: redis.marks(&format!("notified:{channel}"), ttl),
         })
     }
 
     /// Whether this delivery id was delivered to the channel.
     pub(crate) async fn contains(&self, delivery_id: &str) -> Result<bool, gate_bus::StoreError> {
-        Ok(self.store.get(delivery_id).await?.is_some())
+        self.marks.contains(delivery_id).await
     }
 
     /// Remembers a delivery. `Ok(false)`: it was already remembered (two copies
@@ -335,14 +331,9 @@ impl DeliveredMarks {
     pub(crate) async fn insert(
         &self,
         delivery_id: &str,
-        notification: &Notification,
+        _notification: &Notification,
     ) -> Result<bool, gate_bus::StoreError> {
-        let mut delivered = notification.decision.clone();
-        delivered.event_id = delivery_id.to_string();
-        Ok(matches!(
-            self.store.insert(&delivered).await?,
-            gate_bus::Insert::Stored
-        ))
+        self.marks.insert(delivery_id).await
     }
 }
 
