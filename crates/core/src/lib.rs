@@ -30,7 +30,7 @@ pub use decision::{
 };
 pub use diff::{walk_packed_diff, DiffLine, DiffParser};
 pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
-pub use paths::{classify_path, FileClass};
+pub use paths::{classify_path, is_auth_word, path_words, FileClass};
 pub use prompt::{
     estimate_tokens, repair_message, system_prompt, user_prompt, BoundaryCollision, IncidentNote,
     SystemPrompt, PROMPT_VERSION, VERDICT_TOOL_NAME,

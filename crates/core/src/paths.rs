@@ -270,7 +270,7 @@ fn is_migration(lower: &str, name: &str, dirs: &[&str], ext: &str) -> bool {
         || (name.contains("changelog")
             && matches!(ext, "xml" | "yaml" | "yml")
             && lower.contains("db"))
-        || words(lower).any(|w| w == "backfill" || w == "backfills")
+        || path_words(lower).any(|w| w == "backfill" || w == "backfills")
         || name == "schema.prisma"
         || name == "schema.rb"
         || name == "structure.sql"
@@ -520,8 +520,9 @@ fn is_config(name: &str, dirs: &[&str], ext: &str) -> bool {
 }
 
 /// Splits a path into lowercase words: on every non-alphanumeric character and on
-/// camelCase boundaries (`OAuth2Config` → `o`, `auth2`, `config`).
-fn words(path: &str) -> impl Iterator<Item = String> + '_ {
+/// camelCase boundaries (`OAuth2Config` → `o`, `auth2`, `config`). Shared with the
+/// rules analyzer, so path classes and path rules read a path the same way.
+pub fn path_words(path: &str) -> impl Iterator<Item = String> + '_ {
     path.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|chunk| !chunk.is_empty())
         .flat_map(|chunk| {
@@ -544,7 +545,9 @@ fn words(path: &str) -> impl Iterator<Item = String> + '_ {
         })
 }
 
-fn is_auth_word(word: &str) -> bool {
+/// Whether a path word names authentication, authorization, sessions or crypto
+/// (`oauth2`, `session`, `rbac`, `authorize`…, but not `author`).
+pub fn is_auth_word(word: &str) -> bool {
     const AUTH_WORDS: &[&str] = &[
         "authn",
         "authz",
@@ -623,7 +626,7 @@ fn is_auth_word(word: &str) -> bool {
 }
 
 fn is_auth(path: &str) -> bool {
-    if words(path).any(|w| is_auth_word(&w)) {
+    if path_words(path).any(|w| is_auth_word(&w)) {
         return true;
     }
     // Pundit policies: `app/policies/post_policy.rb`.

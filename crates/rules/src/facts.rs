@@ -188,106 +188,12 @@ impl PathFacts {
     }
 }
 
-/// Lowercase words of a path, split on punctuation and camelCase.
+/// Lowercase words of a path, split on punctuation and camelCase (core's reading).
 pub(crate) fn words(path: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for chunk in path
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|c| !c.is_empty())
-    {
-        let bytes = chunk.as_bytes();
-        let mut start = 0;
-        for i in 1..bytes.len() {
-            let (prev, cur) = (bytes[i - 1], bytes[i]);
-            let next_lower = bytes.get(i + 1).is_some_and(|b| b.is_ascii_lowercase());
-            if ((prev.is_ascii_lowercase() || prev.is_ascii_digit()) && cur.is_ascii_uppercase())
-                || (prev.is_ascii_uppercase() && cur.is_ascii_uppercase() && next_lower)
-            {
-                out.push(chunk[start..i].to_ascii_lowercase());
-                start = i;
-            }
-        }
-        out.push(chunk[start..].to_ascii_lowercase());
-    }
-    out
+    gate_core::path_words(path).collect()
 }
 
-/// Same word list as core's path classifier: the rules use it for files whose class
-/// is something else (a `config/initializers/devise.rb` is Config and auth).
-fn is_auth_word(word: &str) -> bool {
-    const AUTH_WORDS: &[&str] = &[
-        "authn",
-        "authz",
-        "oauth",
-        "oauth2",
-        "oidc",
-        "openid",
-        "saml",
-        "saml2",
-        "sso",
-        "jwt",
-        "jwts",
-        "jwk",
-        "jwks",
-        "login",
-        "logins",
-        "logout",
-        "signin",
-        "signout",
-        "signup",
-        "session",
-        "sessions",
-        "password",
-        "passwords",
-        "passwd",
-        "permission",
-        "permissions",
-        "rbac",
-        "abac",
-        "acl",
-        "acls",
-        "role",
-        "roles",
-        "crypto",
-        "cryptography",
-        "encryption",
-        "encrypt",
-        "decrypt",
-        "cipher",
-        "csrf",
-        "xsrf",
-        "cors",
-        "security",
-        "credential",
-        "credentials",
-        "mfa",
-        "totp",
-        "twofactor",
-        "webauthn",
-        "passkey",
-        "passkeys",
-        "keycloak",
-        "cognito",
-        "devise",
-        "doorkeeper",
-        "pundit",
-        "cancancan",
-        "omniauth",
-        "passport",
-        "guard",
-        "guards",
-        "policies",
-        "authenticator",
-        "impersonation",
-        "apikey",
-        "apikeys",
-    ];
-    AUTH_WORDS.contains(&word)
-        || (word.starts_with("auth")
-            && (!word.starts_with("author")
-                || word.starts_with("authoriz")
-                || word.starts_with("authoris")))
-}
+use gate_core::is_auth_word;
 
 const TOOLING_NAMES: &[&str] = &[
     ".editorconfig",
