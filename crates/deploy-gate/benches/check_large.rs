@@ -122,10 +122,14 @@ fn git_stdout_len(cwd: &Path, args: &[&str]) -> usize {
 /// Runs a command with stdout discarded, polling its peak resident set (VmHWM, which
 /// only grows) until it exits. Returns the peak in KiB.
 fn run_measuring_peak(cwd: &Path, program: &str, args: &[&str]) -> u64 {
+    // Rules-only (no model call is part of this figure), and quiet.
     let mut child = Command::new(program)
         .args(args)
         .current_dir(cwd)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("OPENAI_API_KEY")
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("cannot start deploy-gate");
     let status_path = format!("/proc/{}/status", child.id());
