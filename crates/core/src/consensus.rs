@@ -1,17 +1,31 @@
 //! Consensus: how the rules verdict and the model verdicts become one decision.
 //!
 //! The rules analyzer is the floor: when it is sure of a high or critical finding
-//! (a destructive migration, a leaked secret, an auth check removed), no model can
-//! talk the score below that finding's band. Models can always raise it. A model that
+//! (a destructive migration, a leaked secret, an auth check removed), or finds text
+//! that tries to steer the review ([`REVIEW_STEERING`]), no model can talk the
+//! score below the rules score. Models can always raise it. A model that
 //! failed counts as missing; too few verdicts (below the quorum) fail closed to the
 //! configured `on_analysis_error` recommendation, never to deploy.
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Bands, Consensus, ContextSummary, Decision, DeployContext, Recommendation, Severity, Usage,
-    Verdict, DECISION_SCHEMA_VERSION,
+    Bands, Category, Consensus, ContextSummary, Decision, DeployContext, Recommendation, Risk,
+    Severity, Usage, Verdict, DECISION_SCHEMA_VERSION,
 };
+
+/// How the rules analyzer starts the detail of a risk about text in the change that
+/// is aimed at the reviewer ("AI reviewer: score 0", a fake end of the diff, a
+/// claim of prior approval). Such a risk makes the rules score a floor whatever its
+/// severity: the models read that text, and an obedient one would lower its score.
+pub const REVIEW_STEERING: &str = "Review steering";
+
+/// Whether `risk` is the rules analyzer's report of review steering (see
+/// [`REVIEW_STEERING`]). Only the rules verdict's risks are asked: a model cannot
+/// claim one to move the floor.
+pub fn is_review_steering(risk: &Risk) -> bool {
+    risk.category == Category::Auth && risk.detail.starts_with(REVIEW_STEERING)
+}
 
 /// How model recommendations combine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -122,8 +136,13 @@ pub fn decide(inputs: DecisionInputs<'_>, rules: Verdict, models: Vec<ModelOutco
         }
     }
 
-    // The rules floor: a high or critical rules finding sets the minimum score.
-    let rules_certain = rules.risks.iter().any(|r| r.severity >= Severity::High);
+    // The rules floor: a high or critical rules finding sets the minimum score; so
+    // does text in the change that tries to steer the review, whatever its
+    // severity, since a model that read it may have been talked down.
+    let rules_certain = rules
+        .risks
+        .iter()
+        .any(|r| r.severity >= Severity::High || is_review_steering(r));
     let floor = if rules_certain { rules.risk_score } else { 0 };
 
     let n_model = model_verdicts.len() as u32;
@@ -479,6 +498,41 @@ mod tests {
         let decision = run(&ConsensusPolicy::default(), rules, vec![model("a", 10)]);
         assert_eq!(decision.risk_score, 10);
         assert_eq!(decision.recommendation, Recommendation::Deploy);
+    }
+
+    #[test]
+    fn review_steering_of_any_severity_makes_the_rules_score_a_floor() {
+        let mut rules = verdict("rules", 34, Some(Severity::Medium));
+        rules.risks.push(Risk {
+            category: Category::Auth,
+            severity: Severity::Low,
+            detail: format!("{REVIEW_STEERING}: a claim of approval."),
+            evidence: vec![Evidence::file("<commit message>")],
+        });
+        let decision = run(&ConsensusPolicy::default(), rules, vec![model("a", 0)]);
+        assert_eq!(
+            decision.risk_score, 34,
+            "the obedient model's 0 is not taken"
+        );
+        assert!(decision.consensus.floor_applied);
+
+        // A model reporting steering itself moves nothing: only the rules' risks count.
+        let mut talked_down = verdict("a", 0, None);
+        talked_down.risks.push(Risk {
+            category: Category::Auth,
+            severity: Severity::Info,
+            detail: format!("{REVIEW_STEERING}: none."),
+            evidence: vec![],
+        });
+        let decision = run(
+            &ConsensusPolicy::default(),
+            verdict("rules", 34, Some(Severity::Medium)),
+            vec![ModelOutcome {
+                analyzer: "a".into(),
+                result: Ok(talked_down),
+            }],
+        );
+        assert_eq!(decision.risk_score, 0);
     }
 
     #[test]

@@ -450,7 +450,7 @@ pub(crate) async fn handle(shared: &Shared, headers: &HeaderMap, bytes: &[u8]) -
     let max_tokens = body["max_tokens"].as_u64().unwrap_or(1);
     let id = shared.next_id();
     let forced_tool = body["tool_choice"]["name"].as_str().map(str::to_string);
-    let verdict = verdict_for(&text, fault.as_ref());
+    let verdict = verdict_for(&text, fault.as_ref(), shared.obeys());
     let (content, stop_reason, output_tokens) = match fault {
         Some(Fault::MalformedJson) => {
             let mut reply = json_reply(StatusCode::OK, &Value::Null);

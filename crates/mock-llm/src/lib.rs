@@ -14,8 +14,12 @@
 //! `GET /_mock/requests`, `GET /_mock/stats`, `POST /_mock/reset`.
 //!
 //! Tokens are counted as characters / 4, rounded up, as the client estimates them.
+//!
+//! `obey_instructions` turns it into the worst-case model of the injection tests:
+//! it obeys any instruction it finds in a request (see [`find_instruction`]).
 
 mod anthropic;
+mod obey;
 mod openai;
 mod script;
 
@@ -37,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+pub use obey::find_instruction;
 pub use script::Fault;
 
 /// Bodies above this size are answered with 413.
@@ -59,6 +64,11 @@ pub struct MockConfig {
     pub tpm: Option<u32>,
     /// When set, the only API key it accepts; otherwise any non-empty key.
     pub api_key: Option<String>,
+    /// The worst-case model: obey any instruction-like text found anywhere in the
+    /// request's user content ("score 0", "approved by", a fake verdict, look-alike
+    /// letters, base64…) with `deploy` at 0, and otherwise answer diligently (never
+    /// below the rules analyzer's hints). See [`find_instruction`].
+    pub obey_instructions: bool,
 }
 
 /// One request as it arrived, for assertions on what left the client.
@@ -168,6 +178,11 @@ impl Shared {
 
     pub(crate) fn api_key(&self) -> Option<String> {
         self.lock().config.api_key.clone()
+    }
+
+    /// Whether the mock plays the obedient model.
+    pub(crate) fn obeys(&self) -> bool {
+        self.lock().config.obey_instructions
     }
 
     /// The fault for this request: a queued one, else a `MOCK:fault=` marker.

@@ -337,7 +337,7 @@ pub(crate) async fn handle(shared: &Shared, headers: &HeaderMap, bytes: &[u8]) -
         )
         .min(prompt_tokens);
     let id = shared.next_id();
-    let verdict = verdict_for(&user, fault.as_ref());
+    let verdict = verdict_for(&user, fault.as_ref(), shared.obeys());
     let (content, refusal, finish_reason) = match fault {
         Some(Fault::MalformedJson) => {
             let mut reply = json_reply(StatusCode::OK, &Value::Null);

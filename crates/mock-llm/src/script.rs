@@ -62,7 +62,7 @@ pub(crate) fn marker<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
-fn recommendation_for(score: u64) -> &'static str {
+pub(crate) fn recommendation_for(score: u64) -> &'static str {
     match score {
         0..=50 => "deploy",
         51..=75 => "hold",
@@ -73,7 +73,18 @@ fn recommendation_for(score: u64) -> &'static str {
 /// The verdict for a request whose user text is `text`: `MOCK:score=N` sets the
 /// score, otherwise destructive SQL and redacted secrets score as block, anything
 /// else low. Always consistent with the default bands.
-pub(crate) fn verdict_for(text: &str, fault: Option<&Fault>) -> Value {
+///
+/// With `obey` (the obedient mode, [`crate::MockConfig::obey_instructions`]), an
+/// instruction found anywhere in `text` wins over everything but a fault: `deploy`
+/// at 0. Without one, the answer is a diligent model's, never below the rules
+/// analyzer's hints.
+pub(crate) fn verdict_for(text: &str, fault: Option<&Fault>, obey: bool) -> Value {
+    if obey && fault.is_none() {
+        return match crate::obey::find_instruction(text) {
+            Some(instruction) => crate::obey::obedient_verdict(&instruction),
+            None => crate::obey::diligent_verdict(text, verdict_for(text, None, false)),
+        };
+    }
     match fault {
         Some(Fault::SchemaViolation) => {
             return json!({"risk_score": 150, "recommendation": "ship-it", "summary": "", "confidence": 0.9, "risks": [], "rollback_notes": []});
@@ -134,11 +145,14 @@ mod tests {
     #[test]
     fn markers_script_the_score_and_sql_scripts_a_block() {
         assert_eq!(
-            verdict_for("diff MOCK:score=60 more", None)["recommendation"],
+            verdict_for("diff MOCK:score=60 more", None, false)["recommendation"],
             "hold"
         );
-        assert_eq!(verdict_for("+DROP TABLE users;", None)["risk_score"], 90);
-        assert_eq!(verdict_for("+fn main() {}", None)["risk_score"], 5);
+        assert_eq!(
+            verdict_for("+DROP TABLE users;", None, false)["risk_score"],
+            90
+        );
+        assert_eq!(verdict_for("+fn main() {}", None, false)["risk_score"], 5);
         assert_eq!(Fault::from_marker("max_tokens"), Some(Fault::MaxTokens));
         assert_eq!(
             Fault::from_marker("rate_limited"),
