@@ -10,7 +10,7 @@ use lapin::{
     BasicProperties, Channel,
 };
 
-use gate_core::{Decision, MergeEvent};
+use gate_core::{Decision, MergeEvent, Outcome};
 
 use crate::{
     bus::BusSettings,
@@ -143,6 +143,11 @@ impl Delivery {
     /// The payload as a decision, or why it is not one.
     pub fn decision(&self) -> Result<Decision, Rejection> {
         envelope::decode_decision(&self.inner.data, self.settings.max_payload_bytes)
+    }
+
+    /// The payload as an outcome report, or why it is not one.
+    pub fn outcome(&self) -> Result<Outcome, Rejection> {
+        envelope::decode_outcome(&self.inner.data, self.settings.max_payload_bytes)
     }
 
     /// The AMQP message id: the event id for every gate message.

@@ -7,7 +7,7 @@ use lapin::{
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use gate_core::{Decision, EventError, MergeEvent, DECISION_SCHEMA_VERSION};
+use gate_core::{Decision, EventError, MergeEvent, Outcome, OutcomeError, DECISION_SCHEMA_VERSION};
 
 use crate::BusError;
 
@@ -217,6 +217,22 @@ pub(crate) fn decode_decision(payload: &[u8], limit: usize) -> Result<Decision, 
         return Err(Rejection::EmptyField { field: "event_id" });
     }
     Ok(decision)
+}
+
+/// Decodes an outcome report: size, then [`Outcome::from_json`] (version when
+/// present, shape, event id, time; the note redacted and cut).
+pub(crate) fn decode_outcome(payload: &[u8], limit: usize) -> Result<Outcome, Rejection> {
+    check_size(payload, limit)?;
+    Outcome::from_json(payload).map_err(|error| match error {
+        OutcomeError::UnknownVersion { found } => Rejection::UnknownVersion {
+            found,
+            supported: gate_core::OUTCOME_SCHEMA_VERSION,
+        },
+        OutcomeError::EmptyField(field) => Rejection::EmptyField { field },
+        other => Rejection::Malformed {
+            detail: other.to_string(),
+        },
+    })
 }
 
 /// Decodes any payload with a `schema_version`, checking the version before the

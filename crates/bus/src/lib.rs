@@ -27,6 +27,10 @@ pub use envelope::{Outgoing, Rejection, GATE_ERROR_HEADER};
 pub use error::{Action, AmqpError, BusError};
 pub use publisher::Publisher;
 pub use store::{
-    DecisionStore, Insert, Marks, Redis, RedisSettings, StoreError, VerdictCache, VerdictKey,
+    DecisionOutcomes, DecisionStore, Insert, Marks, OutcomeStore, Redis, RedisSettings,
+    ScanSummary, StoreError, VerdictCache, VerdictKey,
 };
-pub use topology::{decision_routing_key, event_routing_key, notify_routing_key, slug, Topology};
+pub use topology::{
+    decision_routing_key, event_routing_key, notify_routing_key, outcome_routing_key, slug,
+    Topology,
+};

@@ -9,12 +9,14 @@ use lapin::{
 };
 use serde::Serialize;
 
-use gate_core::{Decision, MergeEvent, Severity};
+use gate_core::{Decision, MergeEvent, Outcome, Severity};
 
 use crate::{
     bus::BusSettings,
     envelope::Outgoing,
-    topology::{decision_routing_key, event_routing_key, notify_routing_key, short},
+    topology::{
+        decision_routing_key, event_routing_key, notify_routing_key, outcome_routing_key, short,
+    },
     BusError,
 };
 
@@ -24,6 +26,8 @@ const KIND_EVENT: &str = "merge_event";
 const KIND_DECISION: &str = "decision";
 /// Message `type` of notifications.
 const KIND_NOTIFICATION: &str = "notification";
+/// Message `type` of outcome reports.
+const KIND_OUTCOME: &str = "outcome";
 
 /// Publishes gate messages: persistent, `mandatory`, on a channel in confirm mode.
 ///
@@ -91,6 +95,16 @@ impl Publisher {
         let message =
             Outgoing::json(KIND_NOTIFICATION, event_id, body)?.with_traceparent(traceparent);
         let key = notify_routing_key(channel, severity);
+        self.publish(&self.settings.topology.results_exchange, &key, &message)
+            .await
+    }
+
+    /// Publishes an outcome report (`outcome.<event_id>` on the results exchange),
+    /// with the event id as message id. The outcomes queue is bound to `outcome.#`,
+    /// so the report is routable even when no worker runs: it waits in the queue.
+    pub async fn publish_outcome(&self, outcome: &Outcome) -> Result<(), BusError> {
+        let message = Outgoing::json(KIND_OUTCOME, outcome.event_id.as_str(), outcome)?;
+        let key = outcome_routing_key(&outcome.event_id);
         self.publish(&self.settings.topology.results_exchange, &key, &message)
             .await
     }

@@ -9,7 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use gate_core::{Decision, Verdict};
+use gate_core::{Decision, Outcome, Verdict};
 
 use crate::topology::slug;
 
@@ -159,6 +159,13 @@ impl Redis {
     /// The verdict cache on this connection.
     pub fn verdict_cache(&self) -> VerdictCache {
         VerdictCache {
+            redis: self.clone(),
+        }
+    }
+
+    /// The outcome store on this connection: what happened to decided changes.
+    pub fn outcome_store(&self) -> OutcomeStore {
+        OutcomeStore {
             redis: self.clone(),
         }
     }
@@ -549,9 +556,232 @@ impl VerdictCache {
     }
 }
 
+/// Keys one SCAN round asks for, and decisions fetched per round trip.
+const SCAN_BATCH: usize = 500;
+
+/// Outcomes by event id (`<prefix>outcome:<event_id>`), next to the decision
+/// (`<prefix>decision:<event_id>`): a hash with one field per result
+/// (`deployed`, `rolled_back`, `incident`) holding that report's JSON, so a change
+/// that went out and was later rolled back keeps both reports, and a redelivered
+/// report overwrites itself instead of adding a duplicate. Kept for the decision
+/// TTL from the last report.
+#[derive(Clone)]
+pub struct OutcomeStore {
+    redis: Redis,
+}
+
+/// A stored decision with what is known of its fate, as
+/// [`OutcomeStore::for_each_decision`] hands it out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionOutcomes {
+    /// The event's decision (a person's, when one superseded the automatic one).
+    pub decision: Decision,
+    /// The automatic decision a person's decision superseded, while it is kept.
+    pub automatic: Option<Decision>,
+    /// The outcomes reported for the event, in [`gate_core::OutcomeResult`] order.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// What a scan of the decisions read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// Decisions handed to the visitor.
+    pub n_decisions: u64,
+    /// Decisions or outcomes skipped because their JSON is not this build's
+    /// (written by another version, or by hand).
+    pub n_unreadable: u64,
+}
+
+impl OutcomeStore {
+    /// Stores `outcome` next to its event's decision, atomically with the key's
+    /// TTL (`HSET` + `EXPIRE` in one transaction). Storing the same report again is
+    /// harmless: the field is overwritten with the same value.
+    pub async fn record(&self, outcome: &Outcome) -> Result<(), StoreError> {
+        let key = self.redis.key("outcome", &outcome.event_id);
+        let json = serde_json::to_string(outcome).map_err(StoreError::Encode)?;
+        let ttl = self.redis.settings.decision_ttl_secs.max(1);
+        let mut conn = self.redis.manager.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HSET")
+            .arg(&key)
+            .arg(outcome.result.as_str())
+            .arg(json)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(ttl)
+            .ignore();
+        self.redis
+            .bounded("HSET outcome", async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
+            .await
+    }
+
+    /// The outcomes reported for `event_id`, in result order (deployed, rolled
+    /// back, incident); empty when none was.
+    pub async fn get(&self, event_id: &str) -> Result<Vec<Outcome>, StoreError> {
+        let key = self.redis.key("outcome", event_id);
+        let mut conn = self.redis.manager.clone();
+        let get = redis::cmd("HGETALL").arg(&key).to_owned();
+        let fields: Vec<(String, String)> = self
+            .redis
+            .bounded("HGETALL outcome", async move {
+                get.query_async(&mut conn).await
+            })
+            .await?;
+        let mut outcomes = Vec::with_capacity(fields.len());
+        for (_, raw) in fields {
+            let outcome = serde_json::from_str(&raw).map_err(|source| StoreError::Corrupt {
+                key: key.clone(),
+                source,
+            })?;
+            outcomes.push(outcome);
+        }
+        outcomes.sort_by_key(|o: &Outcome| o.result);
+        Ok(outcomes)
+    }
+
+    /// Visits every stored decision under the key prefix with its outcomes and, for
+    /// a person's decision, the automatic one it superseded: `deploy-gate
+    /// calibrate`'s input. Reads with `SCAN` (never `KEYS`, which would stall a
+    /// shared Redis) in rounds of 500 keys, three round trips per round; memory
+    /// holds one round, not the whole store. A decision that expires between the
+    /// scan and the read is skipped; one whose JSON is not this build's is
+    /// counted in [`ScanSummary::n_unreadable`] and skipped. `SCAN` may return a key
+    /// twice; each decision is visited once per call as long as the store holds
+    /// fewer keys than fit in memory as a set of ids.
+    pub async fn for_each_decision(
+        &self,
+        mut visit: impl FnMut(DecisionOutcomes),
+    ) -> Result<ScanSummary, StoreError> {
+        let decision_prefix = self.redis.key("decision", "");
+        let pattern = format!("{}*", glob_escape(&decision_prefix));
+        let mut seen = std::collections::HashSet::new();
+        let mut summary = ScanSummary::default();
+        let mut cursor = 0u64;
+        loop {
+            let mut conn = self.redis.manager.clone();
+            let scan = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .to_owned();
+            let (next, keys): (u64, Vec<String>) = self
+                .redis
+                .bounded("SCAN decisions", async move {
+                    scan.query_async(&mut conn).await
+                })
+                .await?;
+            let event_ids: Vec<String> = keys
+                .iter()
+                .filter_map(|key| key.strip_prefix(&decision_prefix))
+                .filter(|id| seen.insert(id.to_string()))
+                .map(str::to_string)
+                .collect();
+            if !event_ids.is_empty() {
+                self.visit_batch(&event_ids, &mut visit, &mut summary)
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(summary);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn visit_batch(
+        &self,
+        event_ids: &[String],
+        visit: &mut impl FnMut(DecisionOutcomes),
+        summary: &mut ScanSummary,
+    ) -> Result<(), StoreError> {
+        let keys = |kind: &str| -> Vec<String> {
+            event_ids
+                .iter()
+                .map(|id| self.redis.key(kind, id))
+                .collect()
+        };
+        let decisions = self.mget("MGET decisions", keys("decision")).await?;
+        let automatic = self
+            .mget("MGET decision-auto", keys("decision-auto"))
+            .await?;
+        let mut pipe = redis::pipe();
+        for key in keys("outcome") {
+            pipe.cmd("HGETALL").arg(key);
+        }
+        let mut conn = self.redis.manager.clone();
+        let outcomes: Vec<Vec<(String, String)>> = self
+            .redis
+            .bounded("HGETALL outcomes", async move {
+                pipe.query_async(&mut conn).await
+            })
+            .await?;
+        let rows = decisions.into_iter().zip(automatic).zip(outcomes);
+        for ((decision, automatic), fields) in rows {
+            let Some(raw) = decision else {
+                continue; // expired since the scan
+            };
+            let Ok(decision) = serde_json::from_str::<Decision>(&raw) else {
+                summary.n_unreadable += 1;
+                continue;
+            };
+            let automatic = automatic.and_then(|raw| serde_json::from_str::<Decision>(&raw).ok());
+            let mut outcomes = Vec::with_capacity(fields.len());
+            for (_, raw) in fields {
+                match serde_json::from_str::<Outcome>(&raw) {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(_) => summary.n_unreadable += 1,
+                }
+            }
+            outcomes.sort_by_key(|o| o.result);
+            summary.n_decisions += 1;
+            visit(DecisionOutcomes {
+                decision,
+                automatic,
+                outcomes,
+            });
+        }
+        Ok(())
+    }
+
+    async fn mget(
+        &self,
+        op: &'static str,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut conn = self.redis.manager.clone();
+        let mget = redis::cmd("MGET").arg(keys).to_owned();
+        self.redis
+            .bounded(op, async move { mget.query_async(&mut conn).await })
+            .await
+    }
+}
+
+/// `text` with Redis glob characters escaped, for a literal prefix in `SCAN MATCH`.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glob_characters_of_a_prefix_match_only_themselves() {
+        assert_eq!(glob_escape("gate:decision:"), "gate:decision:");
+        assert_eq!(glob_escape("t[1]*?\\:"), "t\\[1\\]\\*\\?\\\\:");
+    }
 
     #[test]
     fn verdict_keys_are_stable_and_length_prefixed() {

@@ -9,6 +9,7 @@
 //!  worker ── decision.<rec>.<repo> ─┐
 //!        ── notify.<chan>.<sev> ────┴─► [gate.results: topic] ── decision.# ──► gate.decisions.log (stream)
 //!                                                              ── notify.#   ──► gate.notifications (quorum, DLX)
+//!  orchestrator ── outcome.<event_id> ─────────────────────────► ── outcome.# ──► gate.outcomes (quorum, DLX) ──► worker
 //!                                                              ── decision.<rec>.<repo> ──► orchestrators' own queues
 //! ```
 
@@ -33,6 +34,10 @@ const EVENT_KEY_PREFIX: &str = "merge";
 const DECISION_KEY_PREFIX: &str = "decision";
 /// Routing-key prefix of notifications on the results exchange.
 const NOTIFY_KEY_PREFIX: &str = "notify";
+/// Routing-key prefix of outcome reports on the results exchange.
+const OUTCOME_KEY_PREFIX: &str = "outcome";
+/// AMQP's limit on a routing key (a short string).
+const MAX_ROUTING_KEY_BYTES: usize = 255;
 /// Longest slug a routing key carries, so that every key stays far below AMQP's
 /// 255-byte limit on short strings.
 const MAX_SLUG_BYTES: usize = 100;
@@ -85,6 +90,12 @@ pub struct Topology {
     pub notifications_queue: String,
     /// `x-delivery-limit` of the notifications queue.
     pub notifications_delivery_limit: u32,
+    /// Quorum queue bound to `outcome.#` on the results exchange: orchestrators'
+    /// reports of what happened to a decided change, which the workers store next
+    /// to the decision.
+    pub outcomes_queue: String,
+    /// `x-delivery-limit` of the outcomes queue.
+    pub outcomes_delivery_limit: u32,
 }
 
 impl Default for Topology {
@@ -103,6 +114,8 @@ impl Default for Topology {
             decisions_log_max_bytes: 10 * 1024 * 1024 * 1024,
             notifications_queue: "gate.notifications".to_string(),
             notifications_delivery_limit: 5,
+            outcomes_queue: "gate.outcomes".to_string(),
+            outcomes_delivery_limit: 5,
         }
     }
 }
@@ -120,6 +133,7 @@ impl Topology {
             results_exchange: p(&self.results_exchange),
             decisions_log: p(&self.decisions_log),
             notifications_queue: p(&self.notifications_queue),
+            outcomes_queue: p(&self.outcomes_queue),
             ..self.clone()
         }
     }
@@ -136,6 +150,7 @@ impl Topology {
             ("results_exchange", &self.results_exchange),
             ("decisions_log", &self.decisions_log),
             ("notifications_queue", &self.notifications_queue),
+            ("outcomes_queue", &self.outcomes_queue),
         ];
         for (field, name) in names {
             if name.trim().is_empty() || name.len() > 255 || name.starts_with("amq.") {
@@ -150,6 +165,7 @@ impl Topology {
                 "notifications_delivery_limit",
                 self.notifications_delivery_limit,
             ),
+            ("outcomes_delivery_limit", self.outcomes_delivery_limit),
         ] {
             if limit == 0 {
                 return Err(BusError::InvalidSettings(format!(
@@ -241,6 +257,18 @@ impl Topology {
             &notifications,
         )
         .await?;
+
+        let outcome_args = self.work_queue_args(self.outcomes_delivery_limit, None);
+        self.declare_queue(channel, &self.outcomes_queue, outcome_args)
+            .await?;
+        let outcomes = format!("{OUTCOME_KEY_PREFIX}.#");
+        self.bind(
+            channel,
+            &self.outcomes_queue,
+            &self.results_exchange,
+            &outcomes,
+        )
+        .await?;
         Ok(())
     }
 
@@ -250,6 +278,7 @@ impl Topology {
         for queue in [
             &self.events_queue,
             &self.notifications_queue,
+            &self.outcomes_queue,
             &self.decisions_log,
             &self.dead_letter_queue,
         ] {
@@ -425,9 +454,39 @@ pub fn notify_routing_key(channel: &str, severity: Severity) -> String {
     )
 }
 
+/// Routing key of an outcome report: `outcome.<event_id>`, so a listener binds
+/// `outcome.#` for every report or `outcome.<event_id>` for one event. The event id
+/// goes in as it is (topic words may hold any character but `.`, which only splits
+/// words; `*` and `#` are wildcards in binding keys, not in routing keys). An id too
+/// long for AMQP's 255-byte key is cut and ends with 8 hex digits of its SHA-256;
+/// the message body always carries the whole id.
+pub fn outcome_routing_key(event_id: &str) -> String {
+    let key = format!("{OUTCOME_KEY_PREFIX}.{event_id}");
+    if key.len() <= MAX_ROUTING_KEY_BYTES {
+        return key;
+    }
+    let digest = Sha256::digest(event_id.as_bytes());
+    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let mut end = MAX_ROUTING_KEY_BYTES - hash.len() - 1;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}-{hash}", &key[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcome_keys_carry_the_event_id_and_stay_within_amqp_limits() {
+        assert_eq!(outcome_routing_key("gh-123-1"), "outcome.gh-123-1");
+        let long = format!("{}a", "é".repeat(200));
+        let other = format!("{}b", "é".repeat(200));
+        assert!(outcome_routing_key(&long).len() <= MAX_ROUTING_KEY_BYTES);
+        assert_ne!(outcome_routing_key(&long), outcome_routing_key(&other));
+        assert!(outcome_routing_key(&long).starts_with("outcome.é"));
+    }
 
     #[test]
     fn slugs_are_safe_topic_words() {
@@ -495,6 +554,7 @@ mod tests {
         let topology = Topology::default().with_prefix("t-1-");
         assert_eq!(topology.events_exchange, "t-1-gate.events");
         assert_eq!(topology.dead_letter_queue, "t-1-gate.dead-letter");
+        assert_eq!(topology.outcomes_queue, "t-1-gate.outcomes");
         assert_eq!(topology.events_binding, "merge.#");
     }
 }

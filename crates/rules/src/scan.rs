@@ -41,6 +41,8 @@ pub(crate) struct FileNotes {
     pub prod: bool,
     /// Liquibase changesets added.
     pub changesets: u32,
+    /// What a migration says about the one before it, for its rollback note.
+    pub rollback: crate::rollback::MigrationHints,
 }
 
 impl FileNotes {
@@ -50,6 +52,7 @@ impl FileNotes {
             && !self.k8s
             && !self.prod
             && self.changesets == 0
+            && self.rollback.is_empty()
     }
 }
 
@@ -612,6 +615,7 @@ impl FileScan {
 
     /// Down sections, Liquibase rollback blocks, the tool's signature, changesets.
     fn track_structure(&mut self, engine: &Engine, trimmed: &str) {
+        self.notes.rollback.line(trimmed);
         if self.notes.signature.is_none() && self.lines_seen <= SIGNATURE_WINDOW {
             self.notes.signature = SIGNATURES
                 .iter()
