@@ -5,6 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod check;
+mod compose;
 mod config;
+mod fleet;
+mod fleet_harness;
 mod harness;
 mod models;
+mod policy;

@@ -253,3 +253,242 @@ impl Decision {
         }
     }
 }
+
+/// The Outcome schema version this build writes (and the only one it reads).
+pub const OUTCOME_SCHEMA_VERSION: u32 = 1;
+
+/// Longest outcome note kept, in bytes: a sentence or a link to a postmortem, not
+/// the postmortem. Longer notes are cut (with `…`), never refused, so an
+/// orchestrator's report is not lost over its length.
+pub const MAX_OUTCOME_NOTE_BYTES: usize = 2_000;
+
+/// Longest event id an outcome may name: the AMQP message id it travels with is a
+/// short string.
+const MAX_EVENT_ID_BYTES: usize = 255;
+
+/// What happened to a change after the gate decided: the feedback that
+/// `deploy-gate calibrate` relates to the decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeResult {
+    /// The change went out.
+    Deployed,
+    /// The change went out and was rolled back.
+    RolledBack,
+    /// The change went out and caused an incident.
+    Incident,
+}
+
+impl OutcomeResult {
+    /// Every result, in the order reports list them.
+    pub const ALL: [OutcomeResult; 3] = [
+        OutcomeResult::Deployed,
+        OutcomeResult::RolledBack,
+        OutcomeResult::Incident,
+    ];
+
+    /// The wire name: `deployed`, `rolled_back`, `incident`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeResult::Deployed => "deployed",
+            OutcomeResult::RolledBack => "rolled_back",
+            OutcomeResult::Incident => "incident",
+        }
+    }
+}
+
+impl std::fmt::Display for OutcomeResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An orchestrator's report of what happened to a decided change, published as
+/// `outcome.<event_id>` on the results exchange and stored next to the decision.
+/// Its JSON is a public contract (`schemas/outcome.schema.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// [`OUTCOME_SCHEMA_VERSION`]; optional on input (orchestrators written
+    /// against the four-field message omit it), always written.
+    #[serde(default = "outcome_schema_version")]
+    pub schema_version: u32,
+    /// The event whose decision this reports on.
+    pub event_id: String,
+    /// What happened.
+    pub result: OutcomeResult,
+    /// In the reporter's words (redacted, at most [`MAX_OUTCOME_NOTE_BYTES`]).
+    #[serde(default)]
+    pub note: String,
+    /// When it happened (RFC 3339, normalised to UTC).
+    pub at: String,
+}
+
+fn outcome_schema_version() -> u32 {
+    OUTCOME_SCHEMA_VERSION
+}
+
+/// A payload or input that is not an outcome this build can store.
+#[derive(Debug, thiserror::Error)]
+pub enum OutcomeError {
+    /// Not JSON, or JSON of the wrong shape (an unknown `result`, a missing field).
+    #[error("malformed outcome: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// A schema version this build does not know.
+    #[error("unknown outcome schema_version {found} (this build reads {OUTCOME_SCHEMA_VERSION})")]
+    UnknownVersion {
+        /// The version in the payload.
+        found: u64,
+    },
+    /// A required field is empty.
+    #[error("outcome field `{0}` is empty")]
+    EmptyField(&'static str),
+    /// The event id cannot travel as an AMQP message id.
+    #[error("outcome event_id is {0} bytes, longer than {MAX_EVENT_ID_BYTES}")]
+    EventIdTooLong(usize),
+    /// `at` is not an RFC 3339 time.
+    #[error("outcome field `at` is not an RFC 3339 time: {0:?}")]
+    BadTime(String),
+}
+
+impl Outcome {
+    /// An outcome reported now by a person or a tool: checked, the note redacted and
+    /// cut, the time formatted as RFC 3339 UTC.
+    pub fn new(
+        event_id: &str,
+        result: OutcomeResult,
+        note: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<Outcome, OutcomeError> {
+        Outcome {
+            schema_version: OUTCOME_SCHEMA_VERSION,
+            event_id: event_id.to_string(),
+            result,
+            note: note.to_string(),
+            at: crate::rfc3339(at),
+        }
+        .normalized()
+    }
+
+    /// Parses and checks an outcome payload: the version (when present) before the
+    /// shape, so a future message says "unknown version", not "unknown field"; then
+    /// the same checks and normalisation as [`Outcome::new`].
+    pub fn from_json(payload: &[u8]) -> Result<Outcome, OutcomeError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            #[serde(default)]
+            schema_version: Option<u64>,
+        }
+        let version: VersionOnly = serde_json::from_slice(payload)?;
+        if let Some(found) = version.schema_version {
+            if found != u64::from(OUTCOME_SCHEMA_VERSION) {
+                return Err(OutcomeError::UnknownVersion { found });
+            }
+        }
+        let outcome: Outcome = serde_json::from_slice(payload)?;
+        outcome.normalized()
+    }
+
+    /// The checks every stored outcome has passed: an event id that fits a message
+    /// id, a valid time (as UTC), a note without secrets and within its size.
+    fn normalized(mut self) -> Result<Outcome, OutcomeError> {
+        self.event_id = self.event_id.trim().to_string();
+        if self.event_id.is_empty() {
+            return Err(OutcomeError::EmptyField("event_id"));
+        }
+        if self.event_id.len() > MAX_EVENT_ID_BYTES {
+            return Err(OutcomeError::EventIdTooLong(self.event_id.len()));
+        }
+        let at = time::OffsetDateTime::parse(
+            self.at.trim(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|_| OutcomeError::BadTime(self.at.chars().take(64).collect()))?;
+        self.at = crate::rfc3339(at.to_offset(time::UtcOffset::UTC));
+        let note = crate::Redactor::new()
+            .redact(self.note.trim())
+            .text
+            .into_owned();
+        self.note = cut(note, MAX_OUTCOME_NOTE_BYTES);
+        self.schema_version = OUTCOME_SCHEMA_VERSION;
+        Ok(self)
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, ending with `…` when cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_reads_with_or_without_a_schema_version_and_is_normalised() {
+        let outcome = Outcome::from_json(
+            br#"{"event_id": " ev-1 ", "result": "rolled_back", "note": "5xx spike", "at": "2026-03-01T10:00:00+02:00"}"#,
+        )
+        .expect("a valid outcome");
+        assert_eq!(outcome.schema_version, OUTCOME_SCHEMA_VERSION);
+        assert_eq!(outcome.event_id, "ev-1");
+        assert_eq!(outcome.result, OutcomeResult::RolledBack);
+        assert_eq!(outcome.at, "2026-03-01T08:00:00Z");
+        let json = serde_json::to_value(&outcome).expect("serializes");
+        assert_eq!(json["result"], "rolled_back");
+        assert_eq!(json["schema_version"], 1);
+    }
+
+    #[test]
+    fn bad_outcomes_are_refused_with_the_reason() {
+        let refuse = |payload: &str| Outcome::from_json(payload.as_bytes()).unwrap_err();
+        assert!(matches!(
+            refuse(r#"{"schema_version": 2, "whatever": 1}"#),
+            OutcomeError::UnknownVersion { found: 2 }
+        ));
+        assert!(matches!(
+            refuse(r#"{"event_id": "e", "result": "exploded", "at": "2026-01-01T00:00:00Z"}"#),
+            OutcomeError::Malformed(_)
+        ));
+        assert!(matches!(
+            refuse(r#"{"event_id": " ", "result": "deployed", "at": "2026-01-01T00:00:00Z"}"#),
+            OutcomeError::EmptyField("event_id")
+        ));
+        assert!(matches!(
+            refuse(r#"{"event_id": "e", "result": "deployed", "at": "yesterday"}"#),
+            OutcomeError::BadTime(_)
+        ));
+        assert!(matches!(
+            refuse(
+                r#"{"event_id": "e", "result": "deployed", "at": "2026-01-01T00:00:00Z", "extra": 1}"#
+            ),
+            OutcomeError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn a_note_loses_its_secrets_and_its_excess_length() {
+        let token = format!("ghp_{}", "A1b2C3d4E5".repeat(4));
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        let outcome = Outcome::new(
+            "ev-1",
+            OutcomeResult::Incident,
+            &format!("paged; token {token} {}", "é".repeat(3_000)),
+            at,
+        )
+        .expect("valid");
+        assert!(!outcome.note.contains(&token), "{}", outcome.note);
+        assert!(outcome.note.len() <= MAX_OUTCOME_NOTE_BYTES);
+        assert!(outcome.note.ends_with('…'));
+        assert_eq!(outcome.at, "1970-01-01T00:00:00Z");
+    }
+}

@@ -12,13 +12,15 @@ mod decision;
 mod diff;
 mod event;
 mod paths;
+mod policy;
 mod prompt;
 mod redact;
 mod risk;
 
 pub use bands::{Band, Bands, BandsError};
 pub use consensus::{
-    decide, ConsensusMode, ConsensusPolicy, DecisionInputs, ModelOutcome, ScoreRule,
+    decide, is_review_steering, ConsensusMode, ConsensusPolicy, DecisionInputs, ModelOutcome,
+    ScoreRule, REVIEW_STEERING,
 };
 pub use context::{
     ChangedFile, CommitInfo, DepChange, DeployContext, DiffVisitor, FileStatus, LineKind, Omission,
@@ -28,9 +30,13 @@ pub use decision::{
     Approval, Consensus, ContextSummary, Decision, Notification, Usage, Verdict,
     DECISION_SCHEMA_VERSION, NOTIFICATION_SCHEMA_VERSION,
 };
+pub use decision::{
+    Outcome, OutcomeError, OutcomeResult, MAX_OUTCOME_NOTE_BYTES, OUTCOME_SCHEMA_VERSION,
+};
 pub use diff::{walk_packed_diff, DiffLine, DiffParser};
 pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
 pub use paths::{classify_path, is_auth_word, path_words, FileClass};
+pub use policy::{apply_policy, Policy, PolicyError, PolicyPlan, SkipReason};
 pub use prompt::{
     estimate_tokens, repair_message, system_prompt, user_prompt, BoundaryCollision, IncidentNote,
     SystemPrompt, PROMPT_VERSION, VERDICT_TOOL_NAME,

@@ -5,9 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use gate_core::{
-    Decision, DecisionInputs, DeployContext, ModelOutcome, Recommendation, Redactor, Verdict,
-};
+use gate_core::{Decision, DeployContext, ModelOutcome, Recommendation, Redactor, Verdict};
 use gate_git::{ContextOptions, GitError, Range};
 use gate_models::{Analyzer, AnthropicProvider, ModelError, OpenAiProvider, ProviderSetup};
 use gate_rules::RulesAnalyzer;
@@ -186,18 +184,24 @@ fn decide(
     let mut verdict = rules.finish(&context);
     verdict.latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
-    let outcomes = ask_models(analyzers, &context, &verdict)?;
+    // The policy first decides whether the models are worth asking (a docs-only
+    // change is not), then raises or caps the consensus' answer.
+    let plan = settings.loaded_policy.plan(
+        &context,
+        &verdict,
+        settings.bands,
+        &settings.consensus,
+        analyzers.len(),
+    );
+    let outcomes = if plan.skips_models() {
+        Vec::new()
+    } else {
+        ask_models(analyzers, &context, &verdict)?
+    };
 
     let decided_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
     let event_id = format!("check:{}@{}", context.repo, context.head);
-    let inputs = DecisionInputs {
-        event_id: &event_id,
-        context: &context,
-        bands: &settings.bands,
-        policy: &settings.consensus,
-        decided_at: &decided_at,
-    };
-    Ok(gate_core::decide(inputs, verdict, outcomes))
+    Ok(plan.decide(&event_id, &context, &decided_at, verdict, outcomes))
 }
 
 /// A git failure that the user caused is a usage error (2); anything else means no

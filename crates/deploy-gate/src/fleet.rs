@@ -44,6 +44,7 @@ pub fn worker(settings: &Settings) -> Result<Exit, CliError> {
         bands: settings.bands,
         consensus: settings.consensus.clone(),
         policy_version,
+        policy: settings.loaded_policy.clone(),
         stats: gate_worker::WorkerStats::new(),
     };
     let worker_settings = settings.worker.clone();

@@ -4,6 +4,8 @@
 mod check;
 mod exit;
 mod fleet;
+mod outcomes;
+mod policy_cmd;
 mod report;
 mod runtime;
 mod settings;
@@ -69,9 +71,22 @@ enum Command {
         #[arg(long, value_name = "FROM", default_value = "now")]
         from: String,
     },
+    /// Report what happened to a decided change (published with confirms; the
+    /// workers store it next to the decision, `calibrate` reads it).
+    Outcome(OutcomeArgs),
+    /// Print, per category and band, how decisions related to their outcomes:
+    /// deploys, rollbacks, incidents, holds overridden, the rollback rate.
+    Calibrate {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve an event: publish a person's `deploy` that supersedes the automatic
     /// decision, recorded in the decisions log.
     Approve(HumanArgs),
+    /// Validate a policy file, or say which of the policy's rules apply to a path.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Override an event's decision with any recommendation, recorded in the log.
     Override {
         #[command(flatten)]
@@ -79,6 +94,29 @@ enum Command {
         /// The recommendation that replaces the automatic one.
         #[arg(long, value_enum, value_name = "REC")]
         to: RecommendationArg,
+    },
+}
+
+/// `deploy-gate policy …`.
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file: prints `ok: N repo rules, M path rules, version
+    /// <hash>` (exit 0), or the error with file, line, column and key (exit 2).
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Print which rules of the policy apply to a path of a repository, in order.
+    Explain {
+        /// Repository name, as in decisions (`owner/name`).
+        #[arg(long, value_name = "NAME")]
+        repo: String,
+        /// A path inside the repository.
+        #[arg(long, value_name = "PATH")]
+        path: String,
+        /// The policy file (default: the configured policy, `policy.file`).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
 }
 
@@ -160,6 +198,38 @@ impl From<RecommendationArg> for gate_core::Recommendation {
     }
 }
 
+/// Arguments of `outcome`.
+#[derive(Debug, clap::Args)]
+struct OutcomeArgs {
+    /// The event whose change this reports on.
+    event: String,
+    /// What happened.
+    #[arg(long, value_enum, value_name = "RESULT")]
+    result: OutcomeResultArg,
+    /// In your words (a link to the postmortem, the symptom); secrets are redacted.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    note: String,
+}
+
+/// An outcome on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OutcomeResultArg {
+    Deployed,
+    #[value(name = "rolled_back", alias = "rolled-back")]
+    RolledBack,
+    Incident,
+}
+
+impl From<OutcomeResultArg> for gate_core::OutcomeResult {
+    fn from(arg: OutcomeResultArg) -> Self {
+        match arg {
+            OutcomeResultArg::Deployed => gate_core::OutcomeResult::Deployed,
+            OutcomeResultArg::RolledBack => gate_core::OutcomeResult::RolledBack,
+            OutcomeResultArg::Incident => gate_core::OutcomeResult::Incident,
+        }
+    }
+}
+
 /// `90s`, `15m`, `1h`, or plain seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
@@ -237,6 +307,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<Exit, CliError> {
+    // Checking a policy file needs nothing else: not even a valid configuration.
+    if let Command::Policy(PolicyCommand::Check { file }) = &cli.command {
+        return policy_cmd::check(file);
+    }
     let settings = Settings::load(&Sources::from_process(cli.config)).map_err(CliError::usage)?;
     match cli.command {
         Command::Config => {
@@ -285,7 +359,15 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Override { human, to } => {
             fleet::approve(&settings, &human.event, &human.by, &human.reason, to.into())
         }
+        Command::Outcome(args) => {
+            outcomes::outcome(&settings, &args.event, args.result.into(), &args.note)
+        }
+        Command::Calibrate { json } => outcomes::calibrate(&settings, json),
         Command::Notify => fleet::notify(&settings),
+        Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
+        Command::Policy(PolicyCommand::Explain { repo, path, file }) => {
+            policy_cmd::explain(&settings, &repo, &path, file.as_deref())
+        }
         Command::Check(args) => {
             let format = if args.json {
                 OutputFormat::Json

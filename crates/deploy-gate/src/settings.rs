@@ -17,6 +17,12 @@ use serde::{Deserialize, Serialize, Serializer};
 /// The defaults compiled into the binary.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/default.toml");
 
+/// The default policy compiled into the binary, used when `policy.file` is unset.
+pub const EMBEDDED_POLICY: &str = include_str!("../../../config/policy.toml");
+
+/// How the embedded policy is named in errors and in `policy explain`.
+pub const EMBEDDED_POLICY_ORIGIN: &str = "the built-in config/policy.toml";
+
 /// Prefix of environment overrides: `DEPLOY_GATE__BANDS__HOLD_FROM=60`.
 const ENV_PREFIX: &str = "DEPLOY_GATE";
 const ENV_SEPARATOR: &str = "__";
@@ -53,6 +59,23 @@ pub struct Settings {
     pub orchestrator: gate_orchestrator::OrchestratorSettings,
     /// Logging of the long-running roles.
     pub log: LogSettings,
+    /// Where the policy (`config/policy.toml`) is read from.
+    pub policy: PolicySettings,
+    /// The policy itself, read and validated by [`Settings::load`] (not a key of
+    /// the configuration: its file is).
+    #[serde(skip)]
+    pub loaded_policy: gate_core::Policy,
+}
+
+/// Where the policy is read from (`[policy]`). The policy is a file of its own so
+/// that it can be reviewed, versioned and checked (`deploy-gate policy check`)
+/// apart from the deployment's settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// The policy file; relative paths are read from the working directory.
+    /// Unset: the built-in `config/policy.toml`.
+    pub file: Option<PathBuf>,
 }
 
 /// Logging of the long-running roles (`DEPLOY_GATE_LOG` sets the level).
@@ -322,6 +345,9 @@ pub enum SettingsError {
     /// An environment override names an unknown key or has a bad value.
     #[error("invalid configuration from environment variables {ENV_PREFIX}__*: {0}")]
     Environment(String),
+    /// The policy file is not valid: the message starts with `file:line:column:`.
+    #[error("{0}")]
+    Policy(#[from] gate_core::PolicyError),
     /// The merged values break a rule that spans keys.
     #[error("invalid value for `{key}` (set in {origin}): {message}")]
     Rule {
@@ -420,7 +446,40 @@ impl Settings {
         })?;
 
         settings.validate(|key| last_origin(&layers, &env_overrides, key))?;
+        let mut settings = settings;
+        settings.apply_policy_file()?;
         Ok(settings)
+    }
+
+    /// Reads and validates the policy file, and lets its top-level `[bands]` and
+    /// `on_analysis_error` replace the main configuration's, so that every role
+    /// (the rules analyzer, the prompt, the consensus) sees the same values.
+    fn apply_policy_file(&mut self) -> Result<(), SettingsError> {
+        let policy = match &self.policy.file {
+            Some(path) => gate_core::Policy::parse(&read(path)?, &path.display().to_string())?,
+            None => gate_core::Policy::parse(EMBEDDED_POLICY, EMBEDDED_POLICY_ORIGIN)?,
+        };
+        if let Some(channel) = policy
+            .notify()
+            .keys()
+            .find(|channel| !self.notify.channels.contains_key(*channel))
+        {
+            return Err(SettingsError::Rule {
+                key: format!("notify.{channel}"),
+                origin: policy.origin().to_string(),
+                message: format!(
+                    "the policy notifies channel `{channel}`, which is not configured under [notify.channels]"
+                ),
+            });
+        }
+        if let Some(bands) = policy.bands() {
+            self.bands = bands;
+        }
+        if let Some(on_error) = policy.on_analysis_error() {
+            self.consensus.on_analysis_error = on_error;
+        }
+        self.loaded_policy = policy;
+        Ok(())
     }
 
     /// Rules that span keys or that serde cannot express.
@@ -683,6 +742,67 @@ mod tests {
         assert_eq!(
             mask_url_password("redis://:pw@host/0"),
             "redis://:****@host/0"
+        );
+    }
+
+    #[test]
+    fn a_policy_file_with_a_typo_stops_loading_with_its_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            "skip_models_when_trivial = true\nalwys_hold = []\n",
+        )
+        .unwrap();
+        let (_dir, sources) = sources_with_file(&format!(
+            "[policy]\nfile = {:?}\n",
+            policy.display().to_string()
+        ));
+        let err = Settings::load(&sources).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{}:2:1: unknown field `alwys_hold`",
+                policy.display()
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_built_in_policy_loads_and_a_policy_may_set_the_bands() {
+        let settings = Settings::load(&Sources::default()).unwrap();
+        assert_eq!(settings.loaded_policy.origin(), EMBEDDED_POLICY_ORIGIN);
+        assert_eq!(settings.loaded_policy.n_path_rules(), 2);
+
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            "on_analysis_error = \"block\"\n[bands]\nreview_from = 20\nhold_from = 40\nblock_from = 70\n",
+        )
+        .unwrap();
+        let (_dir, sources) = sources_with_file(&format!(
+            "[policy]\nfile = {:?}\n",
+            policy.display().to_string()
+        ));
+        let settings = Settings::load(&sources).unwrap();
+        assert_eq!(settings.bands.hold_from, 40);
+        assert_eq!(settings.consensus.on_analysis_error, Recommendation::Block);
+    }
+
+    #[test]
+    fn a_policy_notifying_an_unconfigured_channel_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(&policy, "[notify]\nops = \"block\"\n").unwrap();
+        let (_dir, sources) = sources_with_file(&format!(
+            "[policy]\nfile = {:?}\n",
+            policy.display().to_string()
+        ));
+        let err = Settings::load(&sources).unwrap_err().to_string();
+        assert!(
+            err.contains("`notify.ops`") && err.contains("[notify.channels]"),
+            "{err}"
         );
     }
 }

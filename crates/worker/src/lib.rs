@@ -23,6 +23,7 @@
 mod error;
 mod health;
 mod locks;
+mod outcomes;
 mod process;
 mod run;
 mod settings;

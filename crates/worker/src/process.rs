@@ -9,8 +9,8 @@ use gate_bus::{
     Action, BusError, DeadLettered, Delivery, Insert, Publisher, Rejection, VerdictKey,
 };
 use gate_core::{
-    Bands, ConsensusPolicy, Decision, DecisionInputs, DeployContext, MergeEvent, ModelOutcome,
-    Notification, Severity, Usage, Verdict, NOTIFICATION_SCHEMA_VERSION, PROMPT_VERSION,
+    Bands, ConsensusPolicy, Decision, DeployContext, MergeEvent, ModelOutcome, Notification,
+    Policy, Severity, Usage, Verdict, NOTIFICATION_SCHEMA_VERSION, PROMPT_VERSION,
 };
 use gate_models::{Analyzer, Rules};
 use tokio::sync::{watch, OwnedSemaphorePermit};
@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Version of the verdict cache key's layout: bump it when the parts change.
-const VERDICT_KEY_LAYOUT: &str = "deploy-gate verdict key v1";
+const VERDICT_KEY_LAYOUT: &str = "deploy-gate verdict key v2";
 
 /// Everything the per-delivery tasks share, for the worker's whole life (across
 /// reconnections).
@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) bands: Bands,
     pub(crate) consensus: ConsensusPolicy,
     pub(crate) policy_version: String,
+    /// Applied after the consensus; its version is part of every verdict key.
+    pub(crate) policy: Policy,
     pub(crate) notify: NotifyPolicy,
     pub(crate) stores: Stores,
     pub(crate) stats: WorkerStats,
@@ -206,20 +208,26 @@ fn publish_failed(shared: &Shared, event_id: &str, error: BusError) -> Outcome {
     }
 }
 
-/// The rules verdict, the model outcomes (cached or fresh) and the consensus.
+/// The rules verdict, the model outcomes (cached or fresh, or none when the policy
+/// finds the change trivial), the consensus and the policy.
 async fn analyze(shared: &Shared, event: &MergeEvent) -> Decision {
     let context = &event.context;
     let rules = shared.rules.verdict(context);
-    let (outcomes, cached) = model_outcomes(shared, context, &rules).await;
-    let decided_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
-    let inputs = DecisionInputs {
-        event_id: &event.event_id,
+    let plan = shared.policy.plan(
         context,
-        bands: &shared.bands,
-        policy: &shared.consensus,
-        decided_at: &decided_at,
+        &rules,
+        shared.bands,
+        &shared.consensus,
+        shared.analyzers.len(),
+    );
+    let (outcomes, cached) = if plan.skips_models() {
+        shared.stats.count(Counter::ModelsSkipped);
+        (Vec::new(), false)
+    } else {
+        model_outcomes(shared, context, &rules).await
     };
-    let mut decision = gate_core::decide(inputs, rules, outcomes);
+    let decided_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
+    let mut decision = plan.decide(&event.event_id, context, &decided_at, rules, outcomes);
     if cached {
         decision.cached = true;
         decision.consensus.notes.push(
@@ -245,6 +253,7 @@ async fn model_outcomes(
     let parts = key_parts(
         &shared.model_set,
         &shared.policy_version,
+        shared.policy.version(),
         &shared.bands,
         context,
     );
@@ -301,11 +310,14 @@ fn reused(mut verdict: Verdict) -> Verdict {
 
 /// Everything that changes a model's answer for this content: the prompt and
 /// rules versions (the rules findings are the models' hints), the model set, the
-/// policy version, the bands, and the content the prompt shows. Not the event id,
-/// the repository or the commit ids: the same change elsewhere is the same risk.
+/// prompt and provider settings' version, `POLICY_VERSION` (a changed policy never
+/// serves a verdict given under the old one), the bands, and the content the
+/// prompt shows. Not the event id, the repository or the commit ids: the same
+/// change elsewhere is the same risk.
 fn key_parts(
     model_set: &str,
     policy_version: &str,
+    policy: &str,
     bands: &Bands,
     context: &DeployContext,
 ) -> Vec<Vec<u8>> {
@@ -317,6 +329,7 @@ fn key_parts(
         gate_rules::RULES_VERSION.as_bytes().to_vec(),
         model_set.as_bytes().to_vec(),
         policy_version.as_bytes().to_vec(),
+        policy.as_bytes().to_vec(),
         json(serde_json::to_string(bands)),
         context.packed_diff.as_bytes().to_vec(),
         json(serde_json::to_string(&context.files)),
@@ -339,7 +352,13 @@ async fn publish(
     publisher
         .publish_decision(decision, traceparent.clone())
         .await?;
-    if decision.recommendation < shared.notify.min_recommendation {
+    // The policy's thresholds per channel, when it has them; else [worker.notify].
+    let channels = match shared.policy.notify_channels(decision.recommendation) {
+        Some(channels) => channels,
+        None if decision.recommendation < shared.notify.min_recommendation => Vec::new(),
+        None => shared.notify.channels.clone(),
+    };
+    if channels.is_empty() {
         return Ok(());
     }
     let severity = decision
@@ -348,7 +367,7 @@ async fn publish(
         .map(|risk| risk.severity)
         .max()
         .unwrap_or(Severity::Info);
-    for channel in &shared.notify.channels {
+    for channel in &channels {
         let notification = Notification {
             schema_version: NOTIFICATION_SCHEMA_VERSION,
             event_id: decision.event_id.clone(),
@@ -411,9 +430,14 @@ mod tests {
     }
 
     fn key(policy_version: &str, context: &DeployContext) -> VerdictKey {
+        key_with(policy_version, &Policy::default(), context)
+    }
+
+    fn key_with(policy_version: &str, policy: &Policy, context: &DeployContext) -> VerdictKey {
         let parts = key_parts(
             r#"["anthropic/m"]"#,
             policy_version,
+            policy.version(),
             &Bands::default(),
             context,
         );
@@ -427,6 +451,8 @@ mod tests {
         assert_eq!(key("p1", &here), key("p1", &elsewhere));
         assert_ne!(key("p1", &here), key("p2", &here));
         assert_ne!(key("p1", &here), key("p1", &context("+b\n", "b")));
+        let stricter = Policy::parse("always_hold = [\"schema\"]\n", "policy.toml").unwrap();
+        assert_ne!(key("p1", &here), key_with("p1", &stricter, &here));
     }
 
     #[test]

@@ -70,8 +70,15 @@ pub async fn run(
         bands,
         consensus,
         policy_version,
+        policy,
         stats,
     } = deps;
+    // The policy's own bands and failed-analysis outcome win, as in the binary.
+    let bands = policy.bands().unwrap_or(bands);
+    let mut consensus = consensus;
+    if let Some(on_error) = policy.on_analysis_error() {
+        consensus.on_analysis_error = on_error;
+    }
     redis.decision_ttl_secs = settings.decision_ttl_secs;
     redis.verdict_ttl_secs = settings.verdict_ttl_secs;
     // The worker does its own backoff around single attempts, so that it can stop
@@ -87,6 +94,7 @@ pub async fn run(
         None => None,
     };
     let redis = Redis::open(&redis_url, redis).map_err(WorkerError::Redis)?;
+    let outcome_store = redis.outcome_store();
     let stores = Stores::new(
         &redis,
         Duration::from_millis(settings.redis_retry_interval_ms.max(1)),
@@ -99,6 +107,7 @@ pub async fn run(
         bands,
         consensus,
         policy_version,
+        policy,
         notify: settings.notify.clone(),
         stores,
         stats,
@@ -117,6 +126,7 @@ pub async fn run(
         amqp_url,
         bus_settings: bus,
         shared,
+        outcome_store,
         health,
         tasks: JoinSet::new(),
         force: watch::channel(false).0,
@@ -145,6 +155,8 @@ struct Supervisor {
     amqp_url: String,
     bus_settings: gate_bus::BusSettings,
     shared: Arc<Shared>,
+    /// Where the outcome consumer stores orchestrators' reports.
+    outcome_store: gate_bus::OutcomeStore,
     health: Arc<Health>,
     /// One permit per delivery in flight, across sessions: work of a lost
     /// connection still counts until it ends.
@@ -273,6 +285,17 @@ impl Supervisor {
         };
         let mut consumer = match bus.consume(&queue, self.settings.concurrency).await {
             Ok(consumer) => consumer,
+            Err(error) => return lost_or_fatal(error),
+        };
+        // Outcome reports, stored beside the decisions; stops when this session ends.
+        let _outcomes = match crate::outcomes::start(
+            bus,
+            self.outcome_store.clone(),
+            self.shared.stats.clone(),
+        )
+        .await
+        {
+            Ok(task) => task,
             Err(error) => return lost_or_fatal(error),
         };
         self.health.set(Readiness::Consuming {

@@ -5,7 +5,7 @@
 use std::{fmt, net::SocketAddr, time::Duration};
 
 use gate_bus::{BusSettings, RedisSettings};
-use gate_core::{Bands, ConsensusPolicy, Recommendation};
+use gate_core::{Bands, ConsensusPolicy, Policy, Recommendation};
 use gate_models::Analyzer;
 use serde::{Deserialize, Serialize};
 
@@ -146,6 +146,12 @@ pub struct WorkerDeps {
     /// policy text, incident notes, provider settings): part of the verdict cache
     /// key, so changing the policy never reuses verdicts given under the old one.
     pub policy_version: String,
+    /// The policy (`config/policy.toml`): per-repository and per-path rules applied
+    /// after the consensus, skipping the models for trivial changes, notify
+    /// thresholds per channel. Its [`Policy::version`] is part of the verdict cache
+    /// key too. Its top-level `[bands]` and `on_analysis_error`, when set, win over
+    /// `bands` and `consensus` above.
+    pub policy: Policy,
     /// The counters this worker updates; keep a clone to read them.
     pub stats: WorkerStats,
 }
@@ -162,6 +168,7 @@ impl fmt::Debug for WorkerDeps {
             .field("bands", &self.bands)
             .field("consensus", &self.consensus)
             .field("policy_version", &self.policy_version)
+            .field("policy", &self.policy.version())
             .finish_non_exhaustive()
     }
 }

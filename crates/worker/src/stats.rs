@@ -27,6 +27,7 @@ struct Counters {
     publish_failures: AtomicU64,
     requeued: AtomicU64,
     reconnects: AtomicU64,
+    models_skipped: AtomicU64,
 }
 
 /// The counters at one moment. Each is monotonic over the worker's life.
@@ -59,6 +60,9 @@ pub struct StatsSnapshot {
     pub requeued: u64,
     /// Times the worker connected again after losing the broker.
     pub reconnects: u64,
+    /// Decisions made without asking any model because the policy found the change
+    /// trivial (docs, tests or comments only): the money cost control saved.
+    pub models_skipped: u64,
 }
 
 /// One counter, named where it is counted.
@@ -75,6 +79,7 @@ pub(crate) enum Counter {
     PublishFailures,
     Requeued,
     Reconnects,
+    ModelsSkipped,
 }
 
 impl WorkerStats {
@@ -99,6 +104,7 @@ impl WorkerStats {
             publish_failures: read(&c.publish_failures),
             requeued: read(&c.requeued),
             reconnects: read(&c.reconnects),
+            models_skipped: read(&c.models_skipped),
         }
     }
 
@@ -116,6 +122,7 @@ impl WorkerStats {
             Counter::PublishFailures => &c.publish_failures,
             Counter::Requeued => &c.requeued,
             Counter::Reconnects => &c.reconnects,
+            Counter::ModelsSkipped => &c.models_skipped,
         };
         atomic.fetch_add(1, Ordering::Relaxed);
     }

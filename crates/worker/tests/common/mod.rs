@@ -16,7 +16,7 @@ use std::{
 use gate_bus::{Bus, BusSettings, Consumer, Delivery, Outgoing, Redis, RedisSettings, Topology};
 use gate_core::{
     Bands, ChangedFile, ConsensusPolicy, Decision, DeployContext, DiffVisitor, LineKind,
-    MergeEvent, Notification, Redactor, EVENT_SCHEMA_VERSION,
+    MergeEvent, Notification, Policy, Redactor, EVENT_SCHEMA_VERSION,
 };
 use gate_git::{ContextOptions, Range};
 use gate_mock_llm::{MockConfig, MockServer};
@@ -150,6 +150,9 @@ impl Fleet {
             bands: Bands::default(),
             consensus: ConsensusPolicy::default(),
             policy_version: "test-policy-1".to_string(),
+            // These tests exercise the cache and the outages with docs changes, so
+            // the models must be asked for them: no skipping trivial changes here.
+            policy: no_skip_policy(),
             stats: WorkerStats::new(),
         }
     }
@@ -352,6 +355,11 @@ pub async fn nothing_within(consumer: &mut Consumer, millis: u64) -> bool {
     tokio::time::timeout(Duration::from_millis(millis), consumer.next())
         .await
         .is_err()
+}
+
+/// A policy that asks the models even for docs-only changes.
+pub fn no_skip_policy() -> Policy {
+    Policy::parse("skip_models_when_trivial = false\n", "test policy").unwrap()
 }
 
 /// The provider settings of the tests: the mock, tiny backoffs, short timeouts.
