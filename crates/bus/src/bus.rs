@@ -95,6 +95,9 @@ impl BusSettings {
 pub struct Bus {
     connection: Connection,
     settings: Arc<BusSettings>,
+    /// One confirm channel reused by [`Bus::shared_publisher`]: opening a channel
+    /// and selecting confirms per message costs more than the publish itself.
+    shared_publisher: tokio::sync::Mutex<Option<Publisher>>,
 }
 
 impl Bus {
@@ -146,6 +149,7 @@ impl Bus {
         let bus = Bus {
             connection,
             settings: Arc::clone(settings),
+            shared_publisher: tokio::sync::Mutex::new(None),
         };
         bus.declare_topology().await?;
         Ok(bus)
@@ -173,6 +177,19 @@ impl Bus {
     /// The settings this bus was connected with.
     pub fn settings(&self) -> &BusSettings {
         &self.settings
+    }
+
+    /// The connection's shared publisher (confirm mode), opened on first use and
+    /// reopened when its channel has closed. Library calls that publish one message
+    /// at a time use it instead of a channel per message.
+    pub async fn shared_publisher(&self) -> Result<Publisher, BusError> {
+        let mut shared = self.shared_publisher.lock().await;
+        if let Some(publisher) = shared.as_ref().filter(|p| p.is_open()) {
+            return Ok(publisher.clone());
+        }
+        let publisher = self.publisher().await?;
+        *shared = Some(publisher.clone());
+        Ok(publisher)
     }
 
     /// A publisher on its own channel, in confirm mode. Clone it to share one

@@ -53,6 +53,12 @@ impl Publisher {
         Ok(Publisher { channel, settings })
     }
 
+    /// Whether the channel can still publish (a closed one is replaced by
+    /// [`crate::Bus::shared_publisher`]).
+    pub fn is_open(&self) -> bool {
+        self.channel.status().connected()
+    }
+
     /// Enqueues a merge event for the workers (`merge.<repo-slug>` on the events
     /// exchange), with the event id as message id.
     pub async fn publish_event(

@@ -20,8 +20,13 @@ use crate::ProducerError;
 /// unroutable return (no queue bound) or a missing confirm is an error; see
 /// [`ProducerError::is_retryable`].
 pub async fn enqueue(bus: &Bus, event: &MergeEvent) -> Result<(), ProducerError> {
-    let producer = Producer::new(bus).await?;
-    producer.enqueue(event, None).await
+    let publisher = bus
+        .shared_publisher()
+        .await
+        .map_err(|source| ProducerError::bus(&event.event_id, source))?;
+    Producer::with_publisher(publisher, bus.settings().max_payload_bytes)
+        .enqueue(event, None)
+        .await
 }
 
 /// A long-lived enqueuer for processes that publish many events (the webhook
@@ -73,17 +78,25 @@ impl Producer {
             .publisher()
             .await
             .map_err(|source| ProducerError::bus("(none yet)", source))?;
-        Ok(Producer {
+        Ok(Producer::with_publisher(
+            publisher,
+            bus.settings().max_payload_bytes,
+        ))
+    }
+
+    /// A producer over an existing publisher; reconnecting is the caller's job.
+    fn with_publisher(publisher: Publisher, max_payload_bytes: usize) -> Producer {
+        Producer {
             inner: Arc::new(Inner {
                 reconnect: None,
-                max_payload_bytes: bus.settings().max_payload_bytes,
+                max_payload_bytes,
                 state: Mutex::new(State {
                     bus: None,
                     publisher,
                     generation: 0,
                 }),
             }),
-        })
+        }
     }
 
     /// A producer with a connection of its own to `url` (a secret: never logged),
