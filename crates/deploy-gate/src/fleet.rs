@@ -49,11 +49,10 @@ pub fn worker(settings: &Settings) -> Result<Exit, CliError> {
     };
     let worker_settings = settings.worker.clone();
     runtime::init_logging(settings.log_json());
-    match runtime::block_on(gate_worker::run(
-        worker_settings,
-        deps,
-        runtime::shutdown_signal(),
-    ))? {
+    match runtime::block_on(runtime::with_metrics(
+        &settings.telemetry,
+        gate_worker::run(worker_settings, deps, runtime::shutdown_signal()),
+    ))?? {
         Ok(()) => Ok(Exit::Proceed),
         Err(err) if err.is_configuration() => Err(CliError::usage(chain(&err))),
         Err(err) => Err(CliError::failed(chain(&err))),
@@ -71,11 +70,10 @@ pub fn notify(settings: &Settings) -> Result<Exit, CliError> {
         stats: gate_notifier::NotifierStats::default(),
     };
     runtime::init_logging(settings.log_json());
-    match runtime::block_on(gate_notifier::run(
-        settings.notify.clone(),
-        deps,
-        runtime::shutdown_signal(),
-    ))? {
+    match runtime::block_on(runtime::with_metrics(
+        &settings.telemetry,
+        gate_notifier::run(settings.notify.clone(), deps, runtime::shutdown_signal()),
+    ))?? {
         Ok(()) => Ok(Exit::Proceed),
         Err(err) => match err.remedy() {
             gate_notifier::Remedy::FixConfiguration => Err(CliError::usage(chain(&err))),
@@ -216,13 +214,16 @@ pub fn webhook(settings: &Settings, listen: Option<String>) -> Result<Exit, CliE
             },
         };
         tracing::info!(%listen, "webhook receiver listening");
-        gate_producer::serve(
-            settings.webhook.clone(),
-            deps,
-            listener,
-            runtime::shutdown_signal(),
+        runtime::with_metrics(
+            &settings.telemetry,
+            gate_producer::serve(
+                settings.webhook.clone(),
+                deps,
+                listener,
+                runtime::shutdown_signal(),
+            ),
         )
-        .await
+        .await?
         .map_err(|err| CliError::failed(chain(&err)))
     })?;
     served?;

@@ -26,6 +26,10 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Log lines of the long-running roles: `text` or `json` (default: `log.format`).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<settings::LogFormat>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -311,7 +315,11 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
     if let Command::Policy(PolicyCommand::Check { file }) = &cli.command {
         return policy_cmd::check(file);
     }
-    let settings = Settings::load(&Sources::from_process(cli.config)).map_err(CliError::usage)?;
+    let mut settings =
+        Settings::load(&Sources::from_process(cli.config)).map_err(CliError::usage)?;
+    if let Some(format) = cli.log_format {
+        settings.log.format = format;
+    }
     match cli.command {
         Command::Config => {
             print!("{}", settings.to_masked_toml());

@@ -1,5 +1,5 @@
-//! What every long-running role shares in the binary: the async runtime, logging,
-//! and the shutdown signal.
+//! What every long-running role shares in the binary: the async runtime, logging
+//! and the metrics endpoint (both from `gate-telemetry`), and the shutdown signal.
 
 use std::future::Future;
 
@@ -14,23 +14,34 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output, CliError> {
     Ok(runtime.block_on(future))
 }
 
-/// Logs to stderr: human-readable by default, JSON lines with `json`. The level comes
-/// from `DEPLOY_GATE_LOG` (e.g. `info`, `debug`, `gate_worker=debug`), default `info`.
+/// Sets up logging (see [`gate_telemetry::init_logging`]).
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DEPLOY_GATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true);
-    let installed = if json {
-        builder.json().try_init()
-    } else {
-        builder.with_ansi(false).try_init()
+    gate_telemetry::init_logging(json);
+}
+
+/// Runs `role` with the Prometheus `/metrics` endpoint beside it when
+/// `telemetry.metrics_listen` is set; the endpoint stops when the role returns.
+pub async fn with_metrics<T>(
+    settings: &gate_telemetry::TelemetrySettings,
+    role: impl Future<Output = T>,
+) -> Result<T, CliError> {
+    let Some(addr) = settings.metrics_listen else {
+        return Ok(role.await);
     };
-    if let Err(err) = installed {
-        eprintln!("deploy-gate: warning: logging is not set up: {err}");
-    }
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        CliError::usage(format!(
+            "cannot serve /metrics on {addr} (telemetry.metrics_listen): {err}"
+        ))
+    })?;
+    tracing::info!(%addr, "serving Prometheus metrics on /metrics");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gate_telemetry::serve_metrics(listener, async {
+        let _ = stopped.await;
+    }));
+    let output = role.await;
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(output)
 }
 
 /// Resolves on SIGTERM or SIGINT: the first phase of a graceful shutdown (stop

@@ -59,6 +59,8 @@ pub struct Settings {
     pub orchestrator: gate_orchestrator::OrchestratorSettings,
     /// Logging of the long-running roles.
     pub log: LogSettings,
+    /// Where metrics leave the process (`/metrics`); nothing by default.
+    pub telemetry: gate_telemetry::TelemetrySettings,
     /// Where the policy (`config/policy.toml`) is read from.
     pub policy: PolicySettings,
     /// The policy itself, read and validated by [`Settings::load`] (not a key of
@@ -87,7 +89,7 @@ pub struct LogSettings {
 }
 
 /// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Human-readable lines.

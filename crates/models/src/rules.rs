@@ -70,7 +70,9 @@ pub async fn ask_all(
     rules: &Verdict,
 ) -> Vec<ModelOutcome> {
     futures_util::future::join_all(analyzers.iter().map(|analyzer| async move {
+        let started = Instant::now();
         let result = analyzer.analyze(context, &rules.risks).await;
+        record_call(analyzer.as_ref(), &result, started.elapsed());
         ModelOutcome {
             analyzer: analyzer.id(),
             result: result
@@ -79,4 +81,43 @@ pub async fn ask_all(
         }
     }))
     .await
+}
+
+/// Exports one analysis as a `gen_ai` model call: provider, model, outcome,
+/// duration, tokens by type and cost.
+fn record_call(
+    analyzer: &dyn Analyzer,
+    result: &Result<Analysis, ModelError>,
+    elapsed: std::time::Duration,
+) {
+    use gate_telemetry::events::{ModelCallFinished, Tokens};
+    match result {
+        Ok(analysis) => ModelCallFinished {
+            provider: &analysis.provider,
+            model: &analysis.model,
+            error_type: None,
+            duration: analysis.latency,
+            tokens: Tokens {
+                input: analysis.usage.input_tokens,
+                output: analysis.usage.output_tokens,
+                cache_read: analysis.usage.cache_read_input_tokens,
+                cache_write: analysis.usage.cache_creation_input_tokens,
+            },
+            cost_usd: analysis.usage.cost_usd,
+        }
+        .emit(),
+        Err(error) => {
+            let id = analyzer.id();
+            let (provider, model) = id.split_once('/').unwrap_or((id.as_str(), ""));
+            ModelCallFinished {
+                provider,
+                model,
+                error_type: Some(error.root().kind()),
+                duration: elapsed,
+                tokens: Tokens::default(),
+                cost_usd: None,
+            }
+            .emit();
+        }
+    }
 }

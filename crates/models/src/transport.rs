@@ -84,7 +84,19 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let waiting = Instant::now();
             self.limiter.acquire(est_input, est_output).await;
+            gate_telemetry::events::RateLimitWaited {
+                provider: self.provider,
+                waited: waiting.elapsed(),
+            }
+            .emit();
+            if attempt > 1 {
+                gate_telemetry::events::ModelRetried {
+                    provider: self.provider,
+                }
+                .emit();
+            }
             let error = match self.send_once(body).await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
@@ -172,6 +184,9 @@ impl Transport {
         let provider = self.provider;
         let (kind, message) = error_body(body);
         let model = self.model.clone();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            gate_telemetry::events::ModelRateLimited { provider }.emit();
+        }
         match status.as_u16() {
             400 if kind.contains("context_length") => {
                 ModelError::RequestTooLarge { provider, message }

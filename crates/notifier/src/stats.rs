@@ -6,6 +6,7 @@ use std::sync::{
     Arc,
 };
 
+use gate_telemetry::events::NotificationResult;
 use serde::Serialize;
 
 /// Live counters of one notifier. Cheap to clone (all clones share the counts):
@@ -71,30 +72,38 @@ impl NotifierStats {
 
     pub(crate) fn delivered(&self) {
         self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        NotificationResult::Delivered.emit();
     }
     pub(crate) fn failed(&self) {
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        NotificationResult::Failed.emit();
     }
     pub(crate) fn retried(&self) {
         self.counters.retried.fetch_add(1, Ordering::Relaxed);
+        NotificationResult::Retried.emit();
     }
     pub(crate) fn dead_lettered(&self) {
         self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        NotificationResult::DeadLettered.emit();
     }
     pub(crate) fn duplicate_skipped(&self) {
         self.counters
             .duplicates_skipped
             .fetch_add(1, Ordering::Relaxed);
+        NotificationResult::DuplicateSkipped.emit();
     }
     pub(crate) fn rate_limited(&self) {
         self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+        NotificationResult::RateLimited.emit();
     }
     pub(crate) fn dedup_unavailable(&self) {
         self.counters
             .dedup_unavailable
             .fetch_add(1, Ordering::Relaxed);
+        gate_telemetry::events::RedisFailed.emit();
     }
     pub(crate) fn reconnected(&self) {
         self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        gate_telemetry::events::BrokerReconnected.emit();
     }
 }

@@ -226,44 +226,8 @@ struct RunningWorker {
 impl World {
     async fn start(settings: &Settings) -> Result<World> {
         let prefix = unique_prefix()?;
-        let gate_settings = BusSettings {
-            topology: Topology::default().with_prefix(&prefix),
-            connect_attempts: 3,
-            connect_backoff_initial_ms: 50,
-            connection_name: format!("{prefix}producer"),
-            ..BusSettings::default()
-        };
-        let producer = Bus::connect(AMQP_URL, gate_settings.clone())
-            .await
-            .context("RabbitMQ must be running at 127.0.0.1:5672 with guest/guest")?;
-        let observer = Bus::connect(
-            AMQP_URL,
-            BusSettings {
-                connection_name: format!("{prefix}observer"),
-                ..gate_settings.clone()
-            },
-        )
-        .await
-        .context("connecting the observer")?;
-        let queue = observer
-            .private_results_queue(&["decision.#".to_string()])
-            .await
-            .context("declaring the observer's decisions queue")?;
-        let decisions = observer
-            .consume(&queue, OBSERVER_PREFETCH)
-            .await
-            .context("consuming decisions")?;
-        let raw_topology = Topology::default().with_prefix(&format!("{prefix}raw-"));
-        let raw_admin = Bus::connect(
-            AMQP_URL,
-            BusSettings {
-                topology: raw_topology.clone(),
-                connection_name: format!("{prefix}raw-admin"),
-                ..gate_settings.clone()
-            },
-        )
-        .await
-        .context("declaring the raw loop's topology")?;
+        // Everything that needs no cleanup first, so a missing service fails the run
+        // before anything is declared on the broker.
         let redis_settings = RedisSettings {
             key_prefix: format!("{prefix}gate:"),
             ..RedisSettings::default()
@@ -276,6 +240,64 @@ impl World {
         let mock = MockServer::start(MockConfig::default())
             .await
             .context("starting the mock model server")?;
+        let analyzer = anthropic(&mock)?;
+        // Docs-only changes are trivial to the default policy, which would skip the
+        // model: the benchmark measures the path with a model call.
+        let policy = Policy::parse("skip_models_when_trivial = false\n", "fleet_throughput")?;
+
+        let gate_settings = BusSettings {
+            topology: Topology::default().with_prefix(&prefix),
+            connect_attempts: 3,
+            connect_backoff_initial_ms: 50,
+            connection_name: format!("{prefix}producer"),
+            ..BusSettings::default()
+        };
+        let raw_topology = Topology::default().with_prefix(&format!("{prefix}raw-"));
+        let raw_settings = BusSettings {
+            topology: raw_topology.clone(),
+            connection_name: format!("{prefix}raw-admin"),
+            ..gate_settings.clone()
+        };
+        let producer = Bus::connect(AMQP_URL, gate_settings.clone())
+            .await
+            .context("RabbitMQ must be running at 127.0.0.1:5672 with guest/guest")?;
+        let connected = async {
+            let observer = Bus::connect(
+                AMQP_URL,
+                BusSettings {
+                    connection_name: format!("{prefix}observer"),
+                    ..gate_settings.clone()
+                },
+            )
+            .await
+            .context("connecting the observer")?;
+            let queue = observer
+                .private_results_queue(&["decision.#".to_string()])
+                .await
+                .context("declaring the observer's decisions queue")?;
+            let decisions = observer
+                .consume(&queue, OBSERVER_PREFETCH)
+                .await
+                .context("consuming decisions")?;
+            let raw_admin = Bus::connect(AMQP_URL, raw_settings.clone())
+                .await
+                .context("declaring the raw loop's topology")?;
+            Ok::<_, anyhow::Error>((observer, decisions, raw_admin))
+        }
+        .await;
+        let (observer, decisions, raw_admin) = match connected {
+            Ok(connected) => connected,
+            Err(error) => {
+                // Best effort: what was declared goes again.
+                let _ = producer.delete_topology().await;
+                if let Ok(raw_admin) = Bus::connect(AMQP_URL, raw_settings).await {
+                    let _ = raw_admin.delete_topology().await;
+                    let _ = raw_admin.close().await;
+                }
+                let _ = producer.close().await;
+                return Err(error);
+            }
+        };
 
         let stats = WorkerStats::new();
         let deps = WorkerDeps {
@@ -286,13 +308,11 @@ impl World {
             },
             redis_url: REDIS_URL.to_string(),
             redis: redis_settings,
-            analyzers: vec![Box::new(anthropic(&mock)?) as Box<dyn Analyzer>],
+            analyzers: vec![Box::new(analyzer) as Box<dyn Analyzer>],
             bands: Bands::default(),
             consensus: ConsensusPolicy::default(),
             policy_version: "bench-policy-1".to_string(),
-            // Docs-only changes are trivial to the default policy, which would skip
-            // the model: the benchmark measures the path with a model call.
-            policy: Policy::parse("skip_models_when_trivial = false\n", "fleet_throughput")?,
+            policy,
             stats: stats.clone(),
         };
         let worker_settings = WorkerSettings {
@@ -356,11 +376,12 @@ impl World {
         let _ = self.observer.close().await;
         let _ = self.raw_admin.close().await;
         let _ = self.producer.close().await;
+        let prefix = &self.prefix;
         println!(
-            "cleanup  : deleted the topologies under {:?} and {:?} and {n_keys} Redis keys under {:?}",
-            self.prefix,
-            self.raw_topology.events_exchange.trim_end_matches("gate.events"),
-            format!("{}gate:", self.prefix)
+            "cleanup  : deleted the topologies under {prefix:?} and {:?} and {n_keys} Redis keys \
+             under {:?}",
+            format!("{prefix}raw-"),
+            format!("{prefix}gate:"),
         );
         if problems.is_empty() {
             Ok(())

@@ -1,4 +1,4 @@
-//! `/healthz` and `/readyz`: liveness says the process runs; readiness says the
+//! `/healthz`, `/readyz` and `/metrics` (the telemetry registry): liveness says the process runs; readiness says the
 //! worker is connected to the broker and consuming, and otherwise why not, so an
 //! operator reading a failed probe knows where to look.
 
@@ -93,13 +93,14 @@ impl Health {
                 (true, text) => (StatusCode::OK, text),
                 (false, text) => (StatusCode::SERVICE_UNAVAILABLE, text),
             },
+            (method, "/metrics") => return gate_telemetry::metrics_response(method, "/metrics"),
             (_, "/healthz" | "/readyz") => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "only GET is served".to_string(),
             ),
             _ => (
                 StatusCode::NOT_FOUND,
-                "not found: try /healthz or /readyz".to_string(),
+                "not found: try /healthz, /readyz or /metrics".to_string(),
             ),
         };
         let mut response = Response::new(Full::new(Bytes::from(body + "\n")));

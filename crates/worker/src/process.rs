@@ -83,6 +83,10 @@ pub(crate) async fn handle(
     if delivery.redelivered() {
         stats.count(Counter::Redelivered);
     }
+    gate_telemetry::events::EventReceived {
+        redelivered: delivery.redelivered(),
+    }
+    .emit();
     let outcome = match delivery.merge_event() {
         Err(rejection) => {
             tracing::warn!(
@@ -181,6 +185,13 @@ async fn decide_and_publish(
     };
     match publish(shared, publisher, &decision, traceparent).await {
         Ok(()) => {
+            gate_telemetry::events::DecisionPublished {
+                recommendation: decision.recommendation.as_str(),
+                risk_score: decision.risk_score,
+                cached: decision.cached,
+                since_produced: since(&event.produced_at),
+            }
+            .emit();
             tracing::info!(
                 event_id = %event.event_id,
                 repo = %decision.repo,
@@ -193,6 +204,16 @@ async fn decide_and_publish(
         }
         Err(error) => publish_failed(shared, &event.event_id, error),
     }
+}
+
+/// Time since an RFC 3339 `produced_at`; `None` when it cannot be read or lies in
+/// the future.
+fn since(produced_at: &str) -> Option<std::time::Duration> {
+    let produced =
+        time::OffsetDateTime::parse(produced_at, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let elapsed = time::OffsetDateTime::now_utc() - produced;
+    std::time::Duration::try_from(elapsed).ok()
 }
 
 fn publish_failed(shared: &Shared, event_id: &str, error: BusError) -> Outcome {

@@ -1,6 +1,6 @@
-//! The worker's counters: in memory, lock-free, readable by tests now and exported
-//! by the telemetry issue later, so logs, tests and dashboards count the same
-//! things.
+//! The worker's counters: in memory, lock-free, readable by tests, and exported
+//! through `gate-telemetry` at the same points, so logs, tests and dashboards
+//! count the same things.
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -125,6 +125,32 @@ impl WorkerStats {
             Counter::ModelsSkipped => &c.models_skipped,
         };
         atomic.fetch_add(1, Ordering::Relaxed);
+        export(counter);
+    }
+}
+
+/// The same count in the process-wide registry that `/metrics` serves.
+/// `Received` and `Redelivered` are exported by [`gate_telemetry::events::EventReceived`]
+/// at the delivery, which knows both at once.
+fn export(counter: Counter) {
+    use gate_telemetry::events::{
+        BrokerFailed, BrokerReconnected, EventFate, RedisFailed, VerdictCacheLookup,
+    };
+    match counter {
+        Counter::Received | Counter::Redelivered => {}
+        Counter::Decided => EventFate::Decided.emit(),
+        Counter::DeadLettered => EventFate::DeadLettered.emit(),
+        Counter::RepublishedFromStore => EventFate::Republished.emit(),
+        Counter::CacheHits => VerdictCacheLookup { hit: true }.emit(),
+        Counter::CacheMisses => VerdictCacheLookup { hit: false }.emit(),
+        Counter::RedisErrors => RedisFailed.emit(),
+        Counter::PublishFailures => BrokerFailed {
+            operation: "publish",
+        }
+        .emit(),
+        Counter::Requeued => EventFate::Requeued.emit(),
+        Counter::Reconnects => BrokerReconnected.emit(),
+        Counter::ModelsSkipped => EventFate::ModelsSkipped.emit(),
     }
 }
 
