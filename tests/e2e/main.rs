@@ -7,6 +7,7 @@
 mod check;
 mod compose;
 mod config;
+mod consensus;
 mod fleet;
 mod fleet_harness;
 mod harness;

@@ -12,7 +12,7 @@ use crate::{Bands, Category, DeployContext, Redactor, Risk};
 
 /// The version of the prompt text and the verdict schema. Bump it on any change to
 /// either: it is part of every verdict-cache key.
-pub const PROMPT_VERSION: &str = "2026-11-26.2";
+pub const PROMPT_VERSION: &str = "2026-11-26.3";
 
 /// The name of the verdict tool (Anthropic) and response schema (OpenAI).
 pub const VERDICT_TOOL_NAME: &str = "record_verdict";
@@ -117,10 +117,13 @@ pub fn system_prompt(
     if incidents.is_empty() {
         context_block.push_str("(No incident notes are configured.)\n");
     } else {
-        context_block.push_str("Postmortems of incidents this organisation had. When a change resembles one, say so in the risk detail and score it at least in the hold band.\n");
+        context_block.push_str("Postmortems of incidents this organisation had, reduced to their key facts (title, date, summary, impact, root cause, trigger, lessons, action items). When a change resembles one, say so in the risk detail and score it at least in the hold band.\n");
         let mut budget = max_incident_chars;
         for note in incidents {
-            let n_chars = note.text.chars().count();
+            // The key facts, not the whole note: timelines and discussion would spend
+            // the cap (and every cached call's tokens) on what does not judge a change.
+            let facts = incident_key_facts(&note.text);
+            let n_chars = facts.chars().count();
             if budget == 0 {
                 incidents_cut.push(format!(
                     "{} (left out: incidents cap of {max_incident_chars} chars reached)",
@@ -130,12 +133,12 @@ pub fn system_prompt(
             }
             let text: String = if n_chars > budget {
                 incidents_cut.push(format!(
-                    "{} (cut after {budget} of {n_chars} chars)",
+                    "{} (cut after {budget} of {n_chars} chars of key facts)",
                     note.name
                 ));
-                note.text.chars().take(budget).collect()
+                facts.chars().take(budget).collect()
             } else {
-                note.text.clone()
+                facts
             };
             budget -= text.chars().count();
             let _ = write!(
@@ -150,6 +153,353 @@ pub fn system_prompt(
         blocks: vec![instructions, context_block],
         incidents_cut,
     }
+}
+
+/// Lines kept from each key section of a postmortem: its opening states the facts;
+/// the rest is detail the cap cannot afford for every note.
+const INCIDENT_LINES_PER_SECTION: usize = 6;
+
+/// Characters kept of one line of a postmortem (a paragraph is often one line).
+const INCIDENT_LINE_CHARS: usize = 320;
+
+/// Headings (or bold labels) whose sections carry a postmortem's key facts, matched
+/// against the start of the normalized heading ("Root causes", "Lessons learned",
+/// "Action items / follow-ups" all match).
+const INCIDENT_KEY_SECTIONS: &[&str] = &[
+    "summary",
+    "tl;dr",
+    "tldr",
+    "impact",
+    "root cause",
+    "trigger",
+    "what went wrong",
+    "contributing factor",
+    "lessons",
+    "action item",
+    "follow-up",
+    "follow up",
+];
+
+/// Headings that end a key section even when nested in one: the narrative and the
+/// chatter of a postmortem.
+const INCIDENT_DROPPED_SECTIONS: &[&str] = &[
+    "timeline",
+    "what went well",
+    "where we got lucky",
+    "supporting information",
+    "appendix",
+    "glossary",
+    "discussion",
+    "attendees",
+    "chat log",
+    "slack",
+];
+
+/// The key facts of a Markdown postmortem, for the system prompt: its title, its
+/// date when it has one, and the first lines of the sections that say what broke
+/// and why (summary, impact, root cause, trigger, what went wrong, contributing
+/// factors, lessons, action items, follow-ups), found by `#` headings or by bold
+/// `**Label:**` lines, case-insensitively. Timelines, discussion and every other
+/// section are dropped. A note without any such section keeps its first lines.
+/// Pure and deterministic: the same note gives the same text, so the cached prompt
+/// stays byte-identical between calls.
+pub(crate) fn incident_key_facts(markdown: &str) -> String {
+    let mut lines = markdown.lines().peekable();
+    let mut title: Option<String> = None;
+    let mut date: Option<String> = None;
+    // YAML front matter: only its title and date are facts.
+    while lines.peek().is_some_and(|line| line.trim().is_empty()) {
+        lines.next();
+    }
+    if lines.peek().is_some_and(|line| line.trim() == "---") {
+        lines.next();
+        for line in lines.by_ref() {
+            let line = line.trim();
+            if line == "---" || line == "..." {
+                break;
+            }
+            if let Some((key, value)) = line.split_once(':') {
+                let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "title" if !value.is_empty() => title = Some(cut_line(value)),
+                    "date" if !value.is_empty() => date = Some(cut_line(value)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // (display name, lines) per key section, in order of first appearance.
+    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+    // The key section being read (an index into `sections`) and its heading level
+    // (0 for a bold label, which any heading ends).
+    let mut current: Option<(usize, usize)> = None;
+    // Without any key section, the note's first lines outside dropped sections.
+    let mut fallback: Vec<String> = Vec::new();
+    let mut in_dropped = false;
+    let mut seen_heading = false;
+    let mut in_code = false;
+    for raw in lines {
+        let line = raw.trim();
+        if line.starts_with("```") || line.starts_with("~~~") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            if let Some((level, text)) = atx_heading(line) {
+                let name = heading_name(text);
+                if title.is_none() && level == 1 && !seen_heading {
+                    title = Some(cut_line(text.trim_matches(|c| c == '*' || c == '_')));
+                    seen_heading = true;
+                    continue;
+                }
+                seen_heading = true;
+                let normalized = normalize_heading(&name);
+                in_dropped = is_dropped_section(&normalized);
+                if is_key_section(&normalized) {
+                    current = Some((section_index(&mut sections, &name), level));
+                } else if in_dropped || current.is_none_or(|(_, open)| level <= open || open == 0) {
+                    current = None;
+                }
+                continue;
+            }
+            if let Some((label, rest)) = bold_label(line) {
+                let normalized = normalize_heading(&label);
+                if normalized == "date" {
+                    if date.is_none() && !rest.is_empty() {
+                        date = Some(cut_line(rest));
+                    }
+                    continue;
+                }
+                if is_key_section(&normalized) {
+                    let idx = section_index(&mut sections, &label);
+                    current = Some((idx, 0));
+                    if !rest.is_empty() {
+                        push_fact(&mut sections[idx].1, rest);
+                    }
+                    continue;
+                }
+                // Another label ends a labelled section ("**Summary:** …" then
+                // "**Detection:** …"); inside a headed section it is content.
+                if is_dropped_section(&normalized) || current.is_some_and(|(_, level)| level == 0) {
+                    in_dropped = is_dropped_section(&normalized);
+                    current = None;
+                    continue;
+                }
+            }
+            if date.is_none() && sections.is_empty() {
+                if let Some(value) = date_field(line) {
+                    date = Some(cut_line(value));
+                    continue;
+                }
+            }
+        }
+        if is_noise(line) {
+            continue;
+        }
+        match current {
+            Some((idx, _)) => push_fact(&mut sections[idx].1, line),
+            None if !in_dropped && !in_code && fallback.len() < 2 * INCIDENT_LINES_PER_SECTION => {
+                fallback.push(cut_line(line));
+            }
+            None => {}
+        }
+    }
+    if date.is_none() {
+        date = title.as_deref().and_then(iso_date).map(str::to_string);
+    }
+
+    let mut facts = String::new();
+    if let Some(title) = &title {
+        let _ = writeln!(facts, "Title: {title}");
+    }
+    if let Some(date) = &date {
+        let _ = writeln!(facts, "Date: {date}");
+    }
+    let sections: Vec<_> = sections
+        .into_iter()
+        .filter(|(_, lines)| !lines.is_empty())
+        .collect();
+    if sections.is_empty() {
+        // No structure to go by: the opening of the note is all we can keep.
+        for line in fallback {
+            let _ = writeln!(facts, "{line}");
+        }
+    }
+    for (name, lines) in sections {
+        let _ = writeln!(facts, "{name}:");
+        for line in lines {
+            let _ = writeln!(facts, "- {line}");
+        }
+    }
+    facts.trim_end().to_string()
+}
+
+/// `(level, text)` of an ATX heading line (`## Root cause`).
+fn atx_heading(line: &str) -> Option<(usize, &str)> {
+    let level = line.chars().take_while(|&c| c == '#').count();
+    if !(1..=6).contains(&level) {
+        return None;
+    }
+    let rest = &line[level..];
+    if !rest.is_empty() && !rest.starts_with(' ') && !rest.starts_with('\t') {
+        return None;
+    }
+    Some((level, rest.trim().trim_end_matches('#').trim()))
+}
+
+/// A `**Label:** text` (or `**Label**: text`, `__Label:__`) line: the label and
+/// the text after it.
+fn bold_label(line: &str) -> Option<(String, &str)> {
+    let line = line
+        .strip_prefix("- ")
+        .or_else(|| line.strip_prefix("* "))
+        .unwrap_or(line);
+    let marker = if line.starts_with("**") {
+        "**"
+    } else if line.starts_with("__") {
+        "__"
+    } else {
+        return None;
+    };
+    let inner = &line[2..];
+    let end = inner.find(marker)?;
+    let label = inner[..end].trim();
+    let rest = inner[end + 2..].trim_start();
+    let (label, rest) = match (label.strip_suffix(':'), rest.strip_prefix(':')) {
+        (Some(label), _) => (label, rest),
+        (None, Some(after)) => (label, after),
+        // A bold label alone on its line ("**Lessons learned**") heads what follows;
+        // a bold sentence does not.
+        (None, None) if rest.is_empty() && !label.ends_with(['.', '!', '?']) => (label, rest),
+        (None, None) => return None,
+    };
+    (!label.is_empty() && label.chars().count() <= 60)
+        .then(|| (label.trim().to_string(), rest.trim()))
+}
+
+/// The value of a `Date: …` or `| Date | … |` line of a note's opening.
+fn date_field(line: &str) -> Option<&str> {
+    let (key, value) = match line.strip_prefix('|') {
+        Some(row) => row.split_once('|')?,
+        None => line.split_once(':')?,
+    };
+    let value = value.trim().trim_matches('|').trim();
+    (normalize_heading(key) == "date" && !value.is_empty()).then_some(value)
+}
+
+/// The first `YYYY-MM-DD` in a text.
+fn iso_date(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(9)).find_map(|start| {
+        let window = &bytes[start..start + 10];
+        let digits = |range: std::ops::Range<usize>| window[range].iter().all(u8::is_ascii_digit);
+        let bounded = (start == 0 || !bytes[start - 1].is_ascii_digit())
+            && bytes.get(start + 10).is_none_or(|b| !b.is_ascii_digit());
+        (digits(0..4)
+            && window[4] == b'-'
+            && digits(5..7)
+            && window[7] == b'-'
+            && digits(8..10)
+            && bounded)
+            .then(|| &text[start..start + 10])
+    })
+}
+
+/// A heading as written, without emphasis, a trailing colon or a leading section
+/// number ("3. Root cause", "2) Impact").
+fn heading_name(text: &str) -> String {
+    let text = text
+        .trim()
+        .trim_matches(|c| c == '*' || c == '_' || c == '`');
+    let text = text.trim_end_matches(':').trim();
+    let n_digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let after_number = &text[n_digits..];
+    match after_number
+        .strip_prefix('.')
+        .or_else(|| after_number.strip_prefix(')'))
+    {
+        Some(rest) if n_digits > 0 && rest.starts_with(' ') => rest.trim().to_string(),
+        _ => text.to_string(),
+    }
+}
+
+/// A heading lowercased, for matching against the section lists.
+fn normalize_heading(text: &str) -> String {
+    heading_name(text).to_lowercase()
+}
+
+fn is_key_section(normalized: &str) -> bool {
+    INCIDENT_KEY_SECTIONS
+        .iter()
+        .any(|key| normalized.starts_with(key))
+}
+
+fn is_dropped_section(normalized: &str) -> bool {
+    INCIDENT_DROPPED_SECTIONS
+        .iter()
+        .any(|key| normalized.starts_with(key))
+}
+
+/// The entry of a key section, created on its first heading; a section named twice
+/// (a bold label, then a heading) collects under its first name.
+fn section_index(sections: &mut Vec<(String, Vec<String>)>, name: &str) -> usize {
+    let normalized = normalize_heading(name);
+    if let Some(idx) = sections
+        .iter()
+        .position(|(known, _)| normalize_heading(known) == normalized)
+    {
+        return idx;
+    }
+    sections.push((heading_name(name), Vec::new()));
+    sections.len() - 1
+}
+
+fn push_fact(lines: &mut Vec<String>, line: &str) {
+    if lines.len() >= INCIDENT_LINES_PER_SECTION {
+        return;
+    }
+    let line = ["- ", "* ", "+ ", "> "]
+        .iter()
+        .find_map(|marker| line.strip_prefix(marker))
+        .unwrap_or(line)
+        .trim_start();
+    let line = line
+        .strip_prefix("[ ]")
+        .or_else(|| line.strip_prefix("[x]"))
+        .unwrap_or(line)
+        .trim();
+    let line = if line.starts_with('|') {
+        line.trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .filter(|cell| !cell.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        line.to_string()
+    };
+    if !line.is_empty() {
+        lines.push(cut_line(&line));
+    }
+}
+
+/// Blank lines, rules, table separators and HTML comments carry no fact.
+fn is_noise(line: &str) -> bool {
+    line.is_empty()
+        || line.starts_with("<!--")
+        || line
+            .chars()
+            .all(|c| matches!(c, '-' | '=' | '*' | '_' | '|' | ':' | ' '))
+}
+
+fn cut_line(line: &str) -> String {
+    if line.chars().count() <= INCIDENT_LINE_CHARS {
+        return line.to_string();
+    }
+    let mut cut: String = line.chars().take(INCIDENT_LINE_CHARS).collect();
+    cut.push('…');
+    cut
 }
 
 /// The fence boundary appears in the text it should fence; draw another one.
@@ -426,6 +776,256 @@ mod tests {
         assert!(prompt.blocks[1].contains("No Friday deploys."));
         assert_eq!(prompt.incidents_cut.len(), 1);
         assert!(prompt.incidents_cut[0].contains("2024-06-dns.md"));
+    }
+
+    /// In the style of the SRE book's example postmortem: bold labels, a table of
+    /// action items, lessons with sub-headings, a long timeline.
+    const LABELLED_POSTMORTEM: &str = "# Shakespeare Sonnet++ Postmortem (incident #465)
+
+**Date:** 2015-10-21
+
+**Authors:** jennifer, martym, agoogler
+
+**Status:** Complete, action items in progress
+
+**Summary:** Shakespeare Search down for 66 minutes during a period of very high interest in Shakespeare due to discovery of a new sonnet.
+
+**Impact:** Estimated 1.21B queries lost, no revenue impact.
+
+**Root Causes:** Cascading failure due to combination of exceptionally high load and a resource leak when searches failed due to terms not being in the Shakespeare corpus.
+
+**Trigger:** Latent bug triggered by sudden increase in traffic.
+
+**Resolution:** Directed traffic to sacrificial cluster and added 10x capacity to mitigate cascading failure.
+
+**Detection:** Borgmon detected high level of HTTP 500s and paged on-call.
+
+## Action Items
+
+| Action Item | Type | Owner | Bug |
+|-------------|------|-------|-----|
+| Update playbook with instructions for responding to cascading failure | mitigate | jennifer | n/a DONE |
+| Use flux capacitor to balance load between clusters | prevent | martym | Bug 5554823 TODO |
+| Schedule cascading failure test during next DiRT | process | docbrown | n/a TODO |
+
+## Lessons Learned
+
+### What went well
+
+- Monitoring quickly alerted us to high rate (reaching ~100%) of HTTP 500s
+- Rapidly distributed updated Shakespeare corpus to all clusters
+
+### What went wrong
+
+- We're out of practice in responding to cascading failure
+- We exceeded our availability error budget (by several orders of magnitude) due to the exceptional surge of traffic
+
+### Where we got lucky
+
+- Mailing list of Shakespeare aficionados had a copy of new sonnet available
+
+## Timeline
+
+2015-10-21 (all times UTC)
+
+- 14:51 News reports that a new Shakespearean sonnet has been discovered in a Delorean's glove compartment
+- 14:53 Traffic to Shakespeare search increases by 88x after post to /r/shakespeare points to Shakespeare search engine as place to find new sonnet
+- 14:54 OUTAGE BEGINS — Search backends start melting down under load
+- 14:55 docbrown receives pager storm, ManyHttp500s from all clusters
+- 15:01 INCIDENT BEGINS docbrown declares incident #465 due to cascading failure
+- 16:00 OUTAGE MITIGATED, flux capacitor installed
+
+## Supporting information
+
+- Monitoring dashboard, http://monitor/shakespeare?end_time=20151021T160000
+";
+
+    /// Headings, a timeline and a chat log, a numbered root-cause heading.
+    const HEADED_POSTMORTEM: &str = "# 2024-03-12: Orders table locked by a backfill migration
+
+Written by the payments team. Blameless.
+
+## Summary
+
+A data migration that backfilled `orders.currency` ran inside the deploy and held a lock on `orders` for 14 minutes.
+Checkout failed for every customer until the migration was killed.
+
+## Timeline (UTC)
+
+- 09:02 deploy of shop v2024.03.12 starts, migration 0087_backfill_currency runs
+- 09:04 checkout p99 latency alert
+- 09:16 on-call kills the migration; checkout recovers
+
+## 3. Root cause
+
+The backfill ran `UPDATE orders SET currency = 'EUR' WHERE currency IS NULL` in one transaction over 40M rows, taking a table lock.
+
+```sql
+UPDATE orders SET currency = 'EUR' WHERE currency IS NULL;
+```
+
+## Impact
+
+14 minutes of failed checkouts, about 3,100 orders lost.
+
+## Slack excerpts
+
+> anyone else seeing 504s on checkout??
+> looking
+
+## Action items
+
+- [ ] Backfills run as batched jobs outside the deploy (owner: payments)
+- [x] Lock timeout of 5 s on every migration connection
+";
+
+    /// Front matter with the title and date, `What went wrong` and `Lessons`.
+    const FRONT_MATTER_POSTMORTEM: &str = "---
+title: Expired TLS certificate on the payments gateway
+date: 2023-11-02
+severity: SEV1
+tags: [tls, payments]
+---
+
+On-call was paged at 02:10 by the synthetic checkout probe.
+
+## What went wrong
+
+The certificate of payments-gw.internal expired; the renewal cron job had been removed in a Helm chart cleanup.
+
+## Trigger
+
+Certificate expiry at 02:00 UTC.
+
+## Timeline
+
+- 02:10 page
+- 02:45 new certificate issued by hand
+
+## Lessons
+
+- Removing a cron job from a chart needs an owner's review.
+";
+
+    #[test]
+    fn key_facts_of_a_labelled_postmortem_keep_title_date_and_causes_and_drop_the_timeline() {
+        let facts = incident_key_facts(LABELLED_POSTMORTEM);
+        assert!(facts.starts_with(
+            "Title: Shakespeare Sonnet++ Postmortem (incident #465)\nDate: 2015-10-21\n"
+        ));
+        for kept in [
+            "Summary:\n- Shakespeare Search down for 66 minutes",
+            "Impact:\n- Estimated 1.21B queries lost",
+            "Root Causes:\n- Cascading failure due to combination",
+            "Trigger:\n- Latent bug triggered",
+            "Action Items:\n- Action Item; Type; Owner; Bug\n- Update playbook",
+            "What went wrong:\n- We're out of practice",
+        ] {
+            assert!(facts.contains(kept), "{kept:?} missing from:\n{facts}");
+        }
+        for dropped in [
+            "14:51",
+            "OUTAGE BEGINS",
+            "Delorean",
+            "Monitoring quickly alerted",
+            "Mailing list",
+            "Authors",
+            "Borgmon",
+            "sacrificial cluster",
+            "http://monitor",
+        ] {
+            assert!(!facts.contains(dropped), "{dropped:?} kept in:\n{facts}");
+        }
+        assert!(facts.len() * 2 < LABELLED_POSTMORTEM.len(), "{facts}");
+    }
+
+    #[test]
+    fn key_facts_of_a_headed_postmortem_keep_numbered_sections_and_code_and_drop_chatter() {
+        let facts = incident_key_facts(HEADED_POSTMORTEM);
+        assert!(facts.starts_with(
+            "Title: 2024-03-12: Orders table locked by a backfill migration\nDate: 2024-03-12\n"
+        ));
+        assert!(facts.contains("Summary:\n- A data migration that backfilled"));
+        assert!(facts.contains("Root cause:\n- The backfill ran `UPDATE orders"));
+        assert!(facts.contains("- UPDATE orders SET currency = 'EUR' WHERE currency IS NULL;"));
+        assert!(facts.contains("Impact:\n- 14 minutes of failed checkouts"));
+        assert!(facts.contains("Action items:\n- Backfills run as batched jobs"));
+        assert!(facts.contains("- Lock timeout of 5 s"));
+        for dropped in ["09:04", "anyone else", "Blameless", "looking"] {
+            assert!(!facts.contains(dropped), "{dropped:?} kept in:\n{facts}");
+        }
+    }
+
+    #[test]
+    fn key_facts_read_title_and_date_from_front_matter() {
+        let facts = incident_key_facts(FRONT_MATTER_POSTMORTEM);
+        assert_eq!(
+            facts,
+            "Title: Expired TLS certificate on the payments gateway\n\
+             Date: 2023-11-02\n\
+             What went wrong:\n\
+             - The certificate of payments-gw.internal expired; the renewal cron job had been removed in a Helm chart cleanup.\n\
+             Trigger:\n\
+             - Certificate expiry at 02:00 UTC.\n\
+             Lessons:\n\
+             - Removing a cron job from a chart needs an owner's review."
+        );
+    }
+
+    #[test]
+    fn key_facts_keep_a_few_lines_per_section_and_the_opening_of_an_unstructured_note() {
+        let long: String = (0..20).map(|n| format!("- cause {n}\n")).collect();
+        let facts = incident_key_facts(&format!("## Root cause\n{long}"));
+        assert_eq!(facts.lines().count(), 1 + INCIDENT_LINES_PER_SECTION);
+        let plain = "The cache cluster was resized in place and lost its data.\nWe now resize by adding nodes.";
+        assert_eq!(incident_key_facts(plain), plain);
+        let unusual = "# Cache wipe\n\n## What happened\n\nA resize in place lost the data.\n\n## Timeline\n\n- 10:00 resize\n";
+        assert_eq!(
+            incident_key_facts(unusual),
+            "Title: Cache wipe\nA resize in place lost the data."
+        );
+    }
+
+    #[test]
+    fn key_facts_let_more_incidents_fit_the_cap_and_the_prompt_tells_to_hold_on_a_resemblance() {
+        let notes: Vec<IncidentNote> = [
+            ("2024-03-12-orders-lock.md", HEADED_POSTMORTEM),
+            ("2023-11-02-tls.md", FRONT_MATTER_POSTMORTEM),
+            ("2015-10-21-sonnet.md", LABELLED_POSTMORTEM),
+        ]
+        .into_iter()
+        .map(|(name, text)| IncidentNote {
+            name: name.into(),
+            text: text.into(),
+        })
+        .collect();
+        let whole: usize = notes.iter().map(|n| n.text.chars().count()).sum();
+        // Whole, the three notes (3.8k chars) would not fit; their key facts (2.0k) do.
+        let cap = whole * 3 / 5;
+        let prompt = system_prompt(&Bands::default(), "", &notes, cap);
+        assert!(
+            prompt.incidents_cut.is_empty(),
+            "{:?}",
+            prompt.incidents_cut
+        );
+        let block = &prompt.blocks[1];
+        for name in [
+            "2024-03-12-orders-lock.md",
+            "2023-11-02-tls.md",
+            "2015-10-21-sonnet.md",
+        ] {
+            assert!(block.contains(&format!("### Incident: {name}")), "{block}");
+        }
+        assert!(block.contains("When a change resembles one"));
+        assert!(block.contains("at least in the hold band"));
+        assert!(!block.contains("09:04 checkout p99"));
+
+        let fewer = system_prompt(&Bands::default(), "", &notes[..2], cap);
+        assert_ne!(
+            fewer.joined(),
+            prompt.joined(),
+            "incidents change the static part"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use crate::script::{verdict_for, Fault};
+use crate::script::Fault;
 use crate::{count_tokens, json_reply, LimitReport, Outcome, Reply, Shared};
 
 const TOP_LEVEL: &[&str] = &[
@@ -450,7 +450,7 @@ pub(crate) async fn handle(shared: &Shared, headers: &HeaderMap, bytes: &[u8]) -
     let max_tokens = body["max_tokens"].as_u64().unwrap_or(1);
     let id = shared.next_id();
     let forced_tool = body["tool_choice"]["name"].as_str().map(str::to_string);
-    let verdict = verdict_for(&text, fault.as_ref(), shared.obeys());
+    let verdict = shared.verdict(&text, fault.as_ref());
     let (content, stop_reason, output_tokens) = match fault {
         Some(Fault::MalformedJson) => {
             let mut reply = json_reply(StatusCode::OK, &Value::Null);

@@ -69,6 +69,11 @@ pub struct MockConfig {
     /// letters, base64…) with `deploy` at 0, and otherwise answer diligently (never
     /// below the rules analyzer's hints). See [`find_instruction`].
     pub obey_instructions: bool,
+    /// When set, every verdict this server gives scores this (0–100, with its
+    /// band's recommendation under the default bands), whatever the request says;
+    /// only a fault wins over it. Two servers reading the same change can then
+    /// disagree, as the consensus tests need.
+    pub verdict_score: Option<u64>,
 }
 
 /// One request as it arrived, for assertions on what left the client.
@@ -180,9 +185,17 @@ impl Shared {
         self.lock().config.api_key.clone()
     }
 
-    /// Whether the mock plays the obedient model.
-    pub(crate) fn obeys(&self) -> bool {
-        self.lock().config.obey_instructions
+    /// The verdict for a request whose user text is `text`: the configured
+    /// [`MockConfig::verdict_score`] unless a fault is set, else what the text says.
+    pub(crate) fn verdict(&self, text: &str, fault: Option<&Fault>) -> Value {
+        let (fixed, obey) = {
+            let inner = self.lock();
+            (inner.config.verdict_score, inner.config.obey_instructions)
+        };
+        match fixed {
+            Some(score) if fault.is_none() => script::scored_verdict(score),
+            _ => script::verdict_for(text, fault, obey),
+        }
     }
 
     /// The fault for this request: a queued one, else a `MOCK:fault=` marker.

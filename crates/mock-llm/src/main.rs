@@ -8,13 +8,14 @@ use std::process::ExitCode;
 use gate_mock_llm::{MockConfig, MockServer};
 
 const USAGE: &str = "usage: deploy-gate-mock-llm [--listen 127.0.0.1:PORT] [--latency-ms N] [--rpm N] [--tpm N] [--api-key KEY]
-                            [--obey-instructions]
+                            [--obey-instructions] [--verdict-score N]
 
 A mock model server speaking the Anthropic Messages and OpenAI chat-completions
 wire formats. Control it at runtime with POST /_mock/faults, POST /_mock/config,
 GET /_mock/requests, GET /_mock/stats, POST /_mock/reset.
 --obey-instructions plays the worst-case model: it obeys any instruction it finds
-in a request (deploy at score 0).";
+in a request (deploy at score 0). --verdict-score N answers every request with a
+verdict at score N, whatever it says (run two to make them disagree).";
 
 fn parse(args: &[String]) -> Result<(SocketAddr, MockConfig), String> {
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8089));
@@ -45,6 +46,7 @@ fn parse(args: &[String]) -> Result<(SocketAddr, MockConfig), String> {
             }
             "--api-key" => config.api_key = Some(value()?),
             "--obey-instructions" => config.obey_instructions = true,
+            "--verdict-score" => config.verdict_score = Some(number(value()?)?.min(100)),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }

@@ -6,7 +6,7 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use crate::script::{verdict_for, Fault};
+use crate::script::Fault;
 use crate::{count_tokens, go_duration, json_reply, LimitReport, Outcome, Reply, Shared};
 
 fn error(
@@ -337,7 +337,7 @@ pub(crate) async fn handle(shared: &Shared, headers: &HeaderMap, bytes: &[u8]) -
         )
         .min(prompt_tokens);
     let id = shared.next_id();
-    let verdict = verdict_for(&user, fault.as_ref(), shared.obeys());
+    let verdict = shared.verdict(&user, fault.as_ref());
     let (content, refusal, finish_reason) = match fault {
         Some(Fault::MalformedJson) => {
             let mut reply = json_reply(StatusCode::OK, &Value::Null);

@@ -62,6 +62,26 @@ pub(crate) fn marker<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..end])
 }
 
+/// A verdict at `score` (capped at 100) with one scripted risk whose severity agrees
+/// with it: what `MOCK:score=N` and [`crate::MockConfig::verdict_score`] answer.
+pub(crate) fn scored_verdict(score: u64) -> Value {
+    let score = score.min(100);
+    let severity = match score {
+        0..=9 => "info",
+        10..=29 => "low",
+        30..=54 => "medium",
+        55..=79 => "high",
+        _ => "critical",
+    };
+    json!({
+        "risk_score": score,
+        "recommendation": recommendation_for(score),
+        "summary": format!("Scripted verdict: {score}."),
+        "risks": [{"category": "config", "severity": severity, "detail": "Scripted risk.", "evidence": []}],
+        "rollback_notes": ["git revert HEAD"],
+    })
+}
+
 pub(crate) fn recommendation_for(score: u64) -> &'static str {
     match score {
         0..=50 => "deploy",
@@ -94,24 +114,11 @@ pub(crate) fn verdict_for(text: &str, fault: Option<&Fault>, obey: bool) -> Valu
         }
         _ => {}
     }
+    if let Some(score) = marker(text, "score").and_then(|s| s.parse::<u64>().ok()) {
+        return scored_verdict(score);
+    }
     let upper = text.to_ascii_uppercase();
-    let scripted = marker(text, "score")
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(|s| s.min(100));
-    let (score, risks, summary) = if let Some(score) = scripted {
-        let severity = match score {
-            0..=9 => "info",
-            10..=29 => "low",
-            30..=54 => "medium",
-            55..=79 => "high",
-            _ => "critical",
-        };
-        (
-            score,
-            json!([{"category": "config", "severity": severity, "detail": "Scripted risk.", "evidence": []}]),
-            "Scripted verdict.",
-        )
-    } else if upper.contains("DROP TABLE")
+    let (score, risks, summary) = if upper.contains("DROP TABLE")
         || upper.contains("DROP COLUMN")
         || upper.contains("TRUNCATE")
     {
@@ -154,6 +161,15 @@ mod tests {
         );
         assert_eq!(verdict_for("+fn main() {}", None, false)["risk_score"], 5);
         assert_eq!(Fault::from_marker("max_tokens"), Some(Fault::MaxTokens));
+        let fixed = scored_verdict(180);
+        assert_eq!(
+            (
+                fixed["risk_score"].as_u64(),
+                fixed["recommendation"].as_str()
+            ),
+            (Some(100), Some("block"))
+        );
+        assert_eq!(scored_verdict(45)["risks"][0]["severity"], "medium");
         assert_eq!(
             Fault::from_marker("rate_limited"),
             Some(Fault::RateLimited {
