@@ -12,7 +12,7 @@ use crate::{Bands, Category, DeployContext, Redactor, Risk};
 
 /// The version of the prompt text and the verdict schema. Bump it on any change to
 /// either: it is part of every verdict-cache key.
-pub const PROMPT_VERSION: &str = "2026-11-26.3";
+pub const PROMPT_VERSION: &str = "2026-11-26.4";
 
 /// The name of the verdict tool (Anthropic) and response schema (OpenAI).
 pub const VERDICT_TOOL_NAME: &str = "record_verdict";
@@ -712,6 +712,7 @@ const OUTPUT_RULES: &str = "- `risk_score`: integer 0 to 100.
 - `summary`: one or two sentences.
 - `risks`: the risks, most severe first; an empty list only for a change without any risk. Each has `category`, `severity`, `detail` and `evidence` (a list of `{file, line}`; `line` is null when not known).
 - `rollback_notes`: how to undo the change, one step per entry.
+Keep the verdict short; every token is paid for on every merge: at most 8 risks (merge similar findings into one risk with several evidence entries), each `detail` under 200 characters, at most 3 evidence entries per risk, at most 5 rollback notes of one line each.
 Do not add fields. Do not wrap the verdict in prose.";
 
 #[cfg(test)]

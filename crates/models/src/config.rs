@@ -162,7 +162,8 @@ pub struct AnthropicSettings {
     pub api_key: Option<ApiKey>,
     /// The environment variable holding the key.
     pub api_key_env: String,
-    /// Output token limit of one answer.
+    /// Output token limit of one answer (default 1,024: a verdict of 8 risks, the
+    /// prompt's cap, takes about 1,000; a cut-off answer fails closed to hold).
     pub max_tokens: u32,
     /// Lifetime of the cached static prompt.
     pub cache_ttl: CacheTtl,
@@ -181,7 +182,7 @@ impl Default for AnthropicSettings {
             base_url: None,
             api_key: None,
             api_key_env: "ANTHROPIC_API_KEY".to_string(),
-            max_tokens: 2_048,
+            max_tokens: 1_024,
             cache_ttl: CacheTtl::FiveMinutes,
             http: HttpSettings::default(),
             retry: RetrySettings::default(),
@@ -203,7 +204,8 @@ pub struct OpenAiSettings {
     pub api_key: Option<ApiKey>,
     /// The environment variable holding the key.
     pub api_key_env: String,
-    /// Output token limit of one answer.
+    /// Output token limit of one answer (default 1,024: a verdict of 8 risks, the
+    /// prompt's cap, takes about 1,000; a cut-off answer fails closed to hold).
     pub max_tokens: u32,
     /// Send `max_tokens` instead of `max_completion_tokens` (older compatible servers).
     pub legacy_max_tokens_field: bool,
@@ -222,7 +224,7 @@ impl Default for OpenAiSettings {
             base_url: None,
             api_key: None,
             api_key_env: "OPENAI_API_KEY".to_string(),
-            max_tokens: 2_048,
+            max_tokens: 1_024,
             legacy_max_tokens_field: false,
             http: HttpSettings::default(),
             retry: RetrySettings::default(),
