@@ -285,6 +285,17 @@ impl DecisionStore {
     /// from a newer event. Both keys get the decision TTL. The script touches two
     /// keys, so this store needs a single Redis node, not a Redis Cluster.
     pub async fn insert(&self, decision: &Decision) -> Result<Insert, StoreError> {
+        self.insert_caching(decision, &[]).await
+    }
+
+    /// As [`DecisionStore::insert`], caching `verdicts` as [`VerdictCache::put`]
+    /// would, in the same round trip: one pipeline, the verdicts first. A failure
+    /// of any of it fails the whole call.
+    pub async fn insert_caching(
+        &self,
+        decision: &Decision,
+        verdicts: &[(&VerdictKey, &Verdict)],
+    ) -> Result<Insert, StoreError> {
         const INSERT_AND_INDEX: &str = r"
 local previous = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2])
 if previous then
@@ -299,18 +310,26 @@ return previous
         let json = serde_json::to_string(decision).map_err(StoreError::Encode)?;
         let ttl = self.redis.settings.decision_ttl_secs.max(1);
         let mut conn = self.redis.manager.clone();
-        let script = redis::cmd("EVAL")
+        let mut pipe = redis::pipe();
+        for (verdict_key, verdict) in verdicts {
+            pipe.cmd("SET")
+                .arg(self.redis.key("verdict", verdict_key.as_str()))
+                .arg(serde_json::to_string(verdict).map_err(StoreError::Encode)?)
+                .arg("EX")
+                .arg(self.redis.settings.verdict_ttl_secs.max(1))
+                .ignore();
+        }
+        pipe.cmd("EVAL")
             .arg(INSERT_AND_INDEX)
             .arg(2)
             .arg(&key)
             .arg(&index_key)
             .arg(json)
             .arg(ttl)
-            .arg(&decision.event_id)
-            .to_owned();
-        let previous: Option<String> = self
+            .arg(&decision.event_id);
+        let (previous,): (Option<String>,) = self
             .redis
-            .bounded("SET NX", async move { script.query_async(&mut conn).await })
+            .bounded("SET NX", async move { pipe.query_async(&mut conn).await })
             .await?;
         match previous {
             None => Ok(Insert::Stored),

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::config::{process_env, resolve_endpoint, AnthropicSettings, CacheTtl};
 use crate::limiter::ProviderLimiter;
-use crate::transport::{random_boundary, Transport};
+use crate::transport::{random_boundary, SplicedBody, Transport};
 use crate::verdict::{validate, verdict_schema};
 use crate::{Analysis, Analyzer, BoxFuture, ModelError, ProviderSetup};
 use gate_core::{estimate_tokens, repair_message, user_prompt, VERDICT_TOOL_NAME};
@@ -24,9 +24,9 @@ pub struct AnthropicProvider {
     settings: AnthropicSettings,
     setup: ProviderSetup,
     transport: Transport,
-    /// The request body up to `messages`: identical bytes on every call, so the
-    /// provider's prompt cache hits.
-    static_body: serde_json::Map<String, Value>,
+    /// The request body but for `messages`, serialized once: identical bytes on
+    /// every call, so the provider's prompt cache hits.
+    static_body: SplicedBody,
     static_tokens: u64,
 }
 
@@ -112,6 +112,7 @@ impl AnthropicProvider {
             json!({"type": "tool", "name": VERDICT_TOOL_NAME}),
         );
         static_body.insert("system".into(), Value::Array(system));
+        let static_body = SplicedBody::new(PROVIDER, static_body)?;
         Ok(AnthropicProvider {
             settings: settings.clone(),
             setup: setup.clone(),
@@ -131,20 +132,15 @@ impl AnthropicProvider {
         messages: &[Value],
         usage: &mut Option<Usage>,
     ) -> Result<Value, ModelError> {
-        let mut body = self.static_body.clone();
-        body.insert("messages".into(), Value::Array(messages.to_vec()));
-        let est_input = self.static_tokens
-            + messages
-                .iter()
-                .map(|m| estimate_tokens(&m.to_string()))
-                .sum::<u64>();
+        let messages: Vec<String> = messages.iter().map(Value::to_string).collect();
+        let est_input =
+            self.static_tokens + messages.iter().map(|m| estimate_tokens(m)).sum::<u64>();
+        let body = self
+            .static_body
+            .with_messages(messages.iter().map(String::as_str));
         let response = self
             .transport
-            .post(
-                &Value::Object(body),
-                est_input,
-                u64::from(self.settings.max_tokens),
-            )
+            .post(&body, est_input, u64::from(self.settings.max_tokens))
             .await?;
         let mut call_usage = parse_usage(&response);
         let write_1h = response["usage"]["cache_creation"]["ephemeral_1h_input_tokens"]

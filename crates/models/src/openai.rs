@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::anthropic::{accumulate, build_user, finish};
 use crate::config::{process_env, resolve_endpoint, OpenAiSettings};
 use crate::limiter::ProviderLimiter;
-use crate::transport::Transport;
+use crate::transport::{SplicedBody, Transport};
 use crate::verdict::{validate, verdict_schema};
 use crate::{Analysis, Analyzer, BoxFuture, ModelError, ProviderSetup};
 use gate_core::{estimate_tokens, repair_message};
@@ -26,8 +26,10 @@ pub struct OpenAiProvider {
     settings: OpenAiSettings,
     setup: ProviderSetup,
     transport: Transport,
-    system: String,
-    response_format: Value,
+    /// The system message, serialized once: the first of every call's messages.
+    system_message: String,
+    /// The request body but for `messages`, serialized once.
+    static_body: SplicedBody,
     static_tokens: u64,
 }
 
@@ -85,12 +87,24 @@ impl OpenAiProvider {
         let system = setup.system.joined();
         let static_tokens =
             estimate_tokens(&system) + estimate_tokens(&response_format.to_string());
+        let max_tokens_field = if settings.legacy_max_tokens_field {
+            "max_tokens"
+        } else {
+            "max_completion_tokens"
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("model".into(), json!(settings.model));
+        fields.insert("messages".into(), Value::Null);
+        fields.insert("response_format".into(), response_format);
+        fields.insert(max_tokens_field.into(), json!(settings.max_tokens));
+        let static_body = SplicedBody::new(PROVIDER, fields)?;
+        let system_message = json!({"role": "system", "content": system}).to_string();
         Ok(OpenAiProvider {
             settings: settings.clone(),
             setup: setup.clone(),
             transport,
-            system,
-            response_format,
+            system_message,
+            static_body,
             static_tokens,
         })
     }
@@ -105,23 +119,14 @@ impl OpenAiProvider {
         messages: &[Value],
         usage: &mut Option<Usage>,
     ) -> Result<Value, ModelError> {
-        let max_tokens_field = if self.settings.legacy_max_tokens_field {
-            "max_tokens"
-        } else {
-            "max_completion_tokens"
-        };
-        let mut body = json!({
-            "model": self.settings.model,
-            "messages": messages,
-            "response_format": self.response_format,
-        });
-        body[max_tokens_field] = json!(self.settings.max_tokens);
-        let est_input = self.static_tokens
-            + messages
-                .iter()
-                .skip(1)
-                .map(|m| estimate_tokens(&m.to_string()))
-                .sum::<u64>();
+        // `messages` follow the system message, which is already serialized.
+        let messages: Vec<String> = messages.iter().map(Value::to_string).collect();
+        let est_input =
+            self.static_tokens + messages.iter().map(|m| estimate_tokens(m)).sum::<u64>();
+        let body = self.static_body.with_messages(
+            std::iter::once(self.system_message.as_str())
+                .chain(messages.iter().map(String::as_str)),
+        );
         let response = self
             .transport
             .post(&body, est_input, u64::from(self.settings.max_tokens))
@@ -139,10 +144,7 @@ impl OpenAiProvider {
     ) -> Result<Analysis, ModelError> {
         let started = Instant::now();
         let user = build_user(context, rules_hints, &self.setup)?;
-        let mut messages = vec![
-            json!({"role": "system", "content": self.system}),
-            json!({"role": "user", "content": user}),
-        ];
+        let mut messages = vec![json!({"role": "user", "content": user})];
         let mut usage = None;
         let analyzer = format!("{PROVIDER}/{}", self.settings.model);
         let mut repaired = false;

@@ -74,7 +74,7 @@ impl Transport {
     /// run out. `est_input` and `est_output` weigh the request for the token limits.
     pub async fn post(
         &self,
-        body: &Value,
+        body: &str,
         est_input: u64,
         est_output: u64,
     ) -> Result<Value, ModelError> {
@@ -127,14 +127,14 @@ impl Transport {
         }
     }
 
-    async fn send_once(&self, body: &Value) -> Result<Value, ModelError> {
+    async fn send_once(&self, body: &str) -> Result<Value, ModelError> {
         let provider = self.provider;
         let exchange = async {
             let response = self
                 .client
                 .post(&self.url)
                 .headers(self.headers.clone())
-                .json(body)
+                .body(body.to_owned())
                 .send()
                 .await?;
             let status = response.status();
@@ -234,6 +234,56 @@ impl Transport {
     }
 }
 
+/// A request body serialized once but for its `messages`, which each call splices
+/// in: the bytes are exactly those of serializing the whole object (key order
+/// included), so the provider's prompt cache sees the same prefix every time.
+pub(crate) struct SplicedBody {
+    /// The object's text up to and including `"messages":`.
+    head: String,
+    /// The object's text after the `messages` value.
+    tail: String,
+}
+
+impl SplicedBody {
+    /// Serializes `fields` around a `messages` placeholder: in the place of their
+    /// `messages` field when they have one (its value does not matter), else last.
+    pub fn new(
+        provider: &'static str,
+        mut fields: serde_json::Map<String, Value>,
+    ) -> Result<SplicedBody, ModelError> {
+        const PLACEHOLDER: &str = "\u{0}deploy-gate messages placeholder\u{0}";
+        fields.insert("messages".into(), Value::from(PLACEHOLDER));
+        let text = Value::Object(fields).to_string();
+        let placeholder = Value::from(PLACEHOLDER).to_string();
+        let (Some(at), 1) = (text.find(&placeholder), text.matches(&placeholder).count()) else {
+            return Err(ModelError::Config {
+                provider,
+                message: "could not place messages in the request body".to_string(),
+            });
+        };
+        Ok(SplicedBody {
+            head: text[..at].to_string(),
+            tail: text[at + placeholder.len()..].to_string(),
+        })
+    }
+
+    /// The whole body with `messages`, each already serialized, as the array.
+    pub fn with_messages<'a>(&self, messages: impl IntoIterator<Item = &'a str>) -> String {
+        let mut body = String::with_capacity(self.head.len() + self.tail.len() + 4_096);
+        body.push_str(&self.head);
+        body.push('[');
+        for (idx, message) in messages.into_iter().enumerate() {
+            if idx > 0 {
+                body.push(',');
+            }
+            body.push_str(message);
+        }
+        body.push(']');
+        body.push_str(&self.tail);
+        body
+    }
+}
+
 /// Reads `(type and code, message)` from either provider's error body, or the start
 /// of the body when it is neither.
 fn error_body(body: &[u8]) -> (String, String) {
@@ -295,6 +345,35 @@ pub(crate) fn random_boundary() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spliced_body_is_byte_identical_to_the_whole_object_serialized() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("model".into(), Value::from("m"));
+        fields.insert("max_tokens".into(), Value::from(10));
+        fields.insert(
+            "system".into(),
+            serde_json::json!([{"type": "text", "text": "a \"quoted\" \u{0} rule"}]),
+        );
+        fields.insert("tools".into(), serde_json::json!([{"name": "t"}]));
+        let spliced = SplicedBody::new("test", fields.clone()).unwrap();
+        for messages in [
+            vec![],
+            vec![serde_json::json!({"role": "user", "content": "hi"})],
+            vec![
+                serde_json::json!({"role": "user", "content": [{"type": "text", "text": "x"}]}),
+                serde_json::json!({"role": "assistant", "content": "y"}),
+            ],
+        ] {
+            let mut whole = fields.clone();
+            whole.insert("messages".into(), Value::Array(messages.clone()));
+            let texts: Vec<String> = messages.iter().map(Value::to_string).collect();
+            assert_eq!(
+                spliced.with_messages(texts.iter().map(String::as_str)),
+                Value::Object(whole).to_string()
+            );
+        }
+    }
 
     #[test]
     fn backoff_grows_and_stays_under_the_cap() {

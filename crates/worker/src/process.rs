@@ -16,7 +16,7 @@ use gate_models::{Analyzer, Rules};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::{
-    locks::KeyedLocks,
+    locks::{KeyGuard, KeyedLocks},
     stats::{Counter, WorkerStats},
     stores::Stores,
     NotifyPolicy,
@@ -174,9 +174,18 @@ async fn decide_and_publish(
         };
     }
 
-    let decision = analyze(shared, event).await;
+    let (decision, to_cache) = analyze(shared, event).await;
     shared.stats.count(Counter::Decided);
-    let decision = match shared.stores.insert(&decision).await {
+    // The fresh verdicts are cached in the decision's round trip, still under the
+    // content lock, so an event with the same content waiting on it finds them.
+    let verdicts: Vec<(&VerdictKey, &Verdict)> = to_cache
+        .verdicts
+        .iter()
+        .map(|(key, verdict)| (key, verdict))
+        .collect();
+    let inserted = shared.stores.insert_caching(&decision, &verdicts).await;
+    drop(to_cache);
+    let decision = match inserted {
         Some(Insert::AlreadyDecided(first)) => {
             tracing::info!(event_id = %event.event_id, "another worker decided this event first: publishing its decision");
             *first
@@ -229,9 +238,18 @@ fn publish_failed(shared: &Shared, event_id: &str, error: BusError) -> Outcome {
     }
 }
 
+/// Fresh model verdicts to cache with the decision, and the content lock to hold
+/// until they are.
+#[derive(Default)]
+struct ToCache<'a> {
+    verdicts: Vec<(VerdictKey, Verdict)>,
+    _content_lock: Option<KeyGuard<'a>>,
+}
+
 /// The rules verdict, the model outcomes (cached or fresh, or none when the policy
-/// finds the change trivial), the consensus and the policy.
-async fn analyze(shared: &Shared, event: &MergeEvent) -> Decision {
+/// finds the change trivial), the consensus and the policy; with the fresh
+/// verdicts to cache.
+async fn analyze<'a>(shared: &'a Shared, event: &MergeEvent) -> (Decision, ToCache<'a>) {
     let context = &event.context;
     let rules = shared.rules.verdict(context);
     let plan = shared.policy.plan(
@@ -241,9 +259,9 @@ async fn analyze(shared: &Shared, event: &MergeEvent) -> Decision {
         &shared.consensus,
         shared.analyzers.len(),
     );
-    let (outcomes, cached) = if plan.skips_models() {
+    let (outcomes, cached, to_cache) = if plan.skips_models() {
         shared.stats.count(Counter::ModelsSkipped);
-        (Vec::new(), false)
+        (Vec::new(), false, ToCache::default())
     } else {
         model_outcomes(shared, context, &rules).await
     };
@@ -256,20 +274,21 @@ async fn analyze(shared: &Shared, event: &MergeEvent) -> Decision {
                 .to_string(),
         );
     }
-    decision
+    (decision, to_cache)
 }
 
 /// The models' outcomes for `context`: from the verdict cache when every model's
 /// verdict is there (`true`), otherwise from asking them all (`false`). Verdicts
 /// are cached only when every model answered: a failure is never cached, so the
-/// next event with the same content asks again.
-async fn model_outcomes(
-    shared: &Shared,
+/// next event with the same content asks again. Fresh verdicts come back to be
+/// cached, with the content lock.
+async fn model_outcomes<'a>(
+    shared: &'a Shared,
     context: &DeployContext,
     rules: &Verdict,
-) -> (Vec<ModelOutcome>, bool) {
+) -> (Vec<ModelOutcome>, bool, ToCache<'a>) {
     if shared.analyzers.is_empty() {
-        return (Vec::new(), false);
+        return (Vec::new(), false, ToCache::default());
     }
     let parts = key_parts(
         &shared.model_set,
@@ -279,7 +298,7 @@ async fn model_outcomes(
         context,
     );
     let set_key = VerdictKey::from_parts(&parts);
-    let _content_lock = shared.verdict_locks.lock(set_key.as_str()).await;
+    let content_lock = shared.verdict_locks.lock(set_key.as_str()).await;
     let keys: Vec<(String, VerdictKey)> = shared
         .analyzers
         .iter()
@@ -303,19 +322,24 @@ async fn model_outcomes(
     }
     if cached.len() == keys.len() {
         shared.stats.count(Counter::CacheHits);
-        return (cached, true);
+        return (cached, true, ToCache::default());
     }
 
     shared.stats.count(Counter::CacheMisses);
     let outcomes = gate_models::ask_all(&shared.analyzers, context, rules).await;
+    let mut verdicts = Vec::new();
     if outcomes.iter().all(|outcome| outcome.result.is_ok()) {
-        for ((_, key), outcome) in keys.iter().zip(&outcomes) {
+        for ((_, key), outcome) in keys.into_iter().zip(&outcomes) {
             if let Ok(verdict) = &outcome.result {
-                shared.stores.put_verdict(key, verdict).await;
+                verdicts.push((key, verdict.clone()));
             }
         }
     }
-    (outcomes, false)
+    let to_cache = ToCache {
+        verdicts,
+        _content_lock: Some(content_lock),
+    };
+    (outcomes, false, to_cache)
 }
 
 /// A cached verdict as this decision's: it cost nothing and took no time now, so

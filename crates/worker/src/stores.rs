@@ -51,11 +51,19 @@ impl Stores {
             .flatten()
     }
 
-    /// Stores `decision` unless the event has one; `None` when Redis cannot say,
-    /// and the caller publishes its own decision without the idempotency store.
-    pub(crate) async fn insert(&self, decision: &Decision) -> Option<Insert> {
-        self.call("store the decision", self.decisions.insert(decision))
-            .await
+    /// Stores `decision` unless the event has one, and caches `verdicts`, in one
+    /// round trip; `None` when Redis cannot say, and the caller publishes its own
+    /// decision without the idempotency store.
+    pub(crate) async fn insert_caching(
+        &self,
+        decision: &Decision,
+        verdicts: &[(&VerdictKey, &Verdict)],
+    ) -> Option<Insert> {
+        self.call(
+            "store the decision",
+            self.decisions.insert_caching(decision, verdicts),
+        )
+        .await
     }
 
     /// The cached verdict for `key`; `None` on a miss or when Redis cannot say.
@@ -63,12 +71,6 @@ impl Stores {
         self.call("read the verdict cache", self.verdicts.get(key))
             .await
             .flatten()
-    }
-
-    /// Caches `verdict`; a failure only costs a later analysis.
-    pub(crate) async fn put_verdict(&self, key: &VerdictKey, verdict: &Verdict) {
-        self.call("cache a verdict", self.verdicts.put(key, verdict))
-            .await;
     }
 
     /// Runs one store operation unless Redis is known down and it is not yet time
