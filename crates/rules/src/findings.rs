@@ -26,6 +26,24 @@ pub(crate) struct Group {
     pub title: &'static str,
 }
 
+/// Builds a [`Group`] in a `static` (the rule tables of `table.rs` and
+/// `pathrules.rs` both use it).
+pub(crate) const fn group(
+    id: &'static str,
+    category: Category,
+    severity: Severity,
+    bonus: u8,
+    title: &'static str,
+) -> Group {
+    Group {
+        id,
+        category,
+        severity,
+        bonus,
+        title,
+    }
+}
+
 /// One collapsed finding.
 #[derive(Debug, Clone)]
 pub(crate) struct Finding {

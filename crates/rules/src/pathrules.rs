@@ -6,24 +6,8 @@ use std::collections::BTreeSet;
 use gate_core::{Category, ChangedFile, Evidence, FileClass, FileStatus, Severity};
 
 use crate::facts::{DataKind, Framework, PathFacts};
-use crate::findings::{Findings, Group};
+use crate::findings::{group, Findings, Group};
 use crate::scan::FileNotes;
-
-const fn group(
-    id: &'static str,
-    category: Category,
-    severity: Severity,
-    bonus: u8,
-    title: &'static str,
-) -> Group {
-    Group {
-        id,
-        category,
-        severity,
-        bonus,
-        title,
-    }
-}
 
 use Category::{Auth, Config, Data, Deps, Infra, Schema};
 use Severity::{High, Low, Medium};

@@ -10,7 +10,7 @@
 use gate_core::{Category, Severity};
 
 use crate::facts::Framework;
-use crate::findings::Group;
+use crate::findings::{group, Group};
 
 /// Which lines of the diff a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,22 +74,6 @@ pub(crate) struct LineRule {
     pub side: Side,
     pub scope: u8,
     pub effect: Effect,
-}
-
-const fn group(
-    id: &'static str,
-    category: Category,
-    severity: Severity,
-    bonus: u8,
-    title: &'static str,
-) -> Group {
-    Group {
-        id,
-        category,
-        severity,
-        bonus,
-        title,
-    }
 }
 
 use Category::{Auth, Config, Data, Infra, Schema};
