@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use gate_core::{Decision, DeployContext, ModelOutcome, Recommendation, Redactor, Verdict};
-use gate_git::{ContextOptions, GitError, Range};
+use gate_git::{GitError, Range};
 use gate_models::{Analyzer, AnthropicProvider, ModelError, OpenAiProvider, ProviderSetup};
 use gate_rules::RulesAnalyzer;
 
@@ -168,12 +168,7 @@ fn decide(
     analyzers: &[Box<dyn Analyzer>],
 ) -> Result<Decision, CliError> {
     let started = Instant::now();
-    let options = ContextOptions {
-        budget_chars: settings.context.budget_chars,
-        max_commits: settings.context.max_commits,
-        max_listed_omissions: settings.context.max_listed_omissions,
-        repo_name: request.repo_name.clone(),
-    };
+    let options = settings.context_options(request.repo_name.clone());
     let range = Range {
         base: request.base.clone(),
         head: request.head.clone(),
@@ -206,7 +201,7 @@ fn decide(
 
 /// A git failure that the user caused is a usage error (2); anything else means no
 /// decision could be made (3).
-fn git_error(err: GitError) -> CliError {
+pub(crate) fn git_error(err: GitError) -> CliError {
     if err.is_usage_error() {
         CliError::usage(err)
     } else {

@@ -124,12 +124,7 @@ pub struct EnqueueRequest {
 /// `deploy-gate enqueue`: build the context like `check`, publish the event with
 /// confirms, print its id. Exit 0 only when the broker confirmed it.
 pub fn enqueue(settings: &Settings, request: &EnqueueRequest) -> Result<Exit, CliError> {
-    let options = gate_git::ContextOptions {
-        budget_chars: settings.context.budget_chars,
-        max_commits: settings.context.max_commits,
-        max_listed_omissions: settings.context.max_listed_omissions,
-        repo_name: request.repo_name.clone(),
-    };
+    let options = settings.context_options(request.repo_name.clone());
     let range = gate_git::Range {
         base: request.base.clone(),
         head: request.head.clone(),
@@ -141,13 +136,7 @@ pub fn enqueue(settings: &Settings, request: &EnqueueRequest) -> Result<Exit, Cl
         &gate_core::Redactor::new(),
         &mut NoVisitor,
     )
-    .map_err(|err| {
-        if err.is_usage_error() {
-            CliError::usage(&err)
-        } else {
-            CliError::no_decision(&err)
-        }
-    })?;
+    .map_err(crate::check::git_error)?;
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let event_id = request
         .event_id
@@ -206,12 +195,7 @@ pub fn webhook(settings: &Settings, listen: Option<String>) -> Result<Exit, CliE
         let deps = gate_producer::WebhookDeps {
             producer,
             secrets,
-            context: gate_git::ContextOptions {
-                budget_chars: settings.context.budget_chars,
-                max_commits: settings.context.max_commits,
-                max_listed_omissions: settings.context.max_listed_omissions,
-                repo_name: None,
-            },
+            context: settings.context_options(None),
         };
         tracing::info!(%listen, "webhook receiver listening");
         runtime::with_metrics(

@@ -398,6 +398,16 @@ impl Settings {
         bus
     }
 
+    /// How `check`, `enqueue` and the webhook pack a change (`[context]`).
+    pub fn context_options(&self, repo_name: Option<String>) -> gate_git::ContextOptions {
+        gate_git::ContextOptions {
+            budget_chars: self.context.budget_chars,
+            max_commits: self.context.max_commits,
+            max_listed_omissions: self.context.max_listed_omissions,
+            repo_name,
+        }
+    }
+
     /// Log lines as JSON.
     pub fn log_json(&self) -> bool {
         self.log.format == LogFormat::Json
