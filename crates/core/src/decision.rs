@@ -212,45 +212,19 @@ impl Decision {
         bands: &Bands,
         decided_at: String,
     ) -> Decision {
-        let band = bands.band(verdict.risk_score);
-        let revert = context.revert_command();
-        let mut rollback_notes = vec![revert.clone()];
-        rollback_notes.extend(
-            verdict
-                .rollback_notes
-                .iter()
-                .filter(|note| **note != revert)
-                .cloned(),
-        );
-        let usage = verdict.usage.clone();
-        Decision {
-            schema_version: DECISION_SCHEMA_VERSION,
-            event_id: event_id.into(),
-            repo: context.repo.clone(),
-            base: context.base.clone(),
-            head: context.head.clone(),
-            risk_score: verdict.risk_score.min(100),
-            band,
-            recommendation: band.recommendation(),
-            summary: verdict.summary.clone(),
-            risks: verdict.risks.clone(),
-            rollback_notes,
-            consensus: Consensus {
-                mode: "rules_only".to_string(),
-                quorum: 0,
-                n_model_verdicts: 0,
-                agreed: true,
-                floor_applied: false,
-                notes: vec!["no model configured: the rules analyzer decided alone".to_string()],
-            },
-            cost_usd: usage.cost_usd.or(Some(0.0)),
-            usage,
-            verdicts: vec![verdict],
-            cached: false,
-            decided_at,
-            context: ContextSummary::of(context),
-            approval: None,
-        }
+        let event_id = event_id.into();
+        let policy = crate::ConsensusPolicy::default();
+        let inputs = crate::DecisionInputs {
+            event_id: &event_id,
+            context,
+            bands,
+            policy: &policy,
+            decided_at: &decided_at,
+        };
+        let mut decision = crate::decide(inputs, verdict, Vec::new());
+        // The rules analyzer is free: a hand-built verdict without a cost costs 0.
+        decision.cost_usd = decision.cost_usd.or(Some(0.0));
+        decision
     }
 }
 
