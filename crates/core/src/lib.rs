@@ -35,7 +35,7 @@ pub use decision::{
 };
 pub use diff::{walk_packed_diff, DiffLine, DiffParser};
 pub use event::{EventError, MergeEvent, EVENT_SCHEMA_VERSION};
-pub use paths::{classify_path, is_auth_word, path_words, FileClass};
+pub use paths::{classify_path, is_auth_path, is_auth_word, path_words, FileClass};
 pub use policy::{apply_policy, Policy, PolicyError, PolicyPlan, SkipReason};
 pub use prompt::{
     estimate_tokens, repair_message, system_prompt, user_prompt, BoundaryCollision, IncidentNote,

@@ -151,7 +151,7 @@ pub fn classify_path(path: &str) -> FileClass {
     if is_config(name, dirs, ext) {
         return FileClass::Config;
     }
-    if is_auth(path) {
+    if is_auth_path(path) {
         return FileClass::Auth;
     }
     FileClass::Code
@@ -607,8 +607,6 @@ pub fn is_auth_word(word: &str) -> bool {
         "cancancan",
         "omniauth",
         "passport",
-        "guard",
-        "guards",
         "policies",
         "authenticator",
         "impersonation",
@@ -625,13 +623,20 @@ pub fn is_auth_word(word: &str) -> bool {
             || word.starts_with("authoris"))
 }
 
-fn is_auth(path: &str) -> bool {
+/// Whether a path names authentication or authorization code: one of its words
+/// is an auth word ([`is_auth_word`]), or it follows a framework's convention for
+/// access checks — Pundit's `app/policies/post_policy.rb`, NestJS's
+/// `roles.guard.ts`, a `guards/` directory. "Guard" alone is not enough: a
+/// `sql_guard.py` or `null_guard.rs` guards something else.
+pub fn is_auth_path(path: &str) -> bool {
     if path_words(path).any(|w| is_auth_word(&w)) {
         return true;
     }
-    // Pundit policies: `app/policies/post_policy.rb`.
     let lower = path.to_ascii_lowercase();
     lower.ends_with("_policy.rb")
+        || lower.contains(".guard.")
+        || lower.starts_with("guards/")
+        || lower.contains("/guards/")
 }
 
 #[cfg(test)]
@@ -691,6 +696,10 @@ mod tests {
             ),
             ("app/controllers/sessions_controller.rb", FileClass::Auth),
             ("src/guards/roles.guard.ts", FileClass::Auth),
+            ("src/auth/jwt-auth.guard.ts", FileClass::Auth),
+            ("app/Http/Guards/TokenGuard.php", FileClass::Auth),
+            ("src/lint/sql_guard.py", FileClass::Code),
+            ("pkg/retry/null_guard.go", FileClass::Code),
             ("internal/authz/enforcer.go", FileClass::Auth),
             ("app/policies/post_policy.rb", FileClass::Auth),
             ("api/middleware/authentication.py", FileClass::Auth),

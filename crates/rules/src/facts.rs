@@ -193,7 +193,7 @@ pub(crate) fn words(path: &str) -> Vec<String> {
     gate_core::path_words(path).collect()
 }
 
-use gate_core::is_auth_word;
+use gate_core::is_auth_path;
 
 const TOOLING_NAMES: &[&str] = &[
     ".editorconfig",
@@ -452,9 +452,7 @@ pub(crate) fn path_facts(path: &str, class: FileClass) -> PathFacts {
 
     let auth_path = match class {
         FileClass::Auth => true,
-        FileClass::Config | FileClass::Code => {
-            path_words.iter().any(|w| is_auth_word(w)) || lower.ends_with("_policy.rb")
-        }
+        FileClass::Config | FileClass::Code => is_auth_path(path),
         _ => false,
     };
 

@@ -122,7 +122,7 @@ use crate::scan::{Collected, FileScan};
 
 /// Version of the rules: part of verdict cache keys. Bump it whenever a rule, a
 /// severity or the scoring changes, so cached verdicts of older rules are not reused.
-pub const RULES_VERSION: &str = "rules-2";
+pub const RULES_VERSION: &str = "rules-3";
 
 /// The analyzer's name in verdicts.
 const ANALYZER: &str = "rules";

@@ -1060,7 +1060,12 @@ pub(crate) static GENERAL: &[LineRule] = &[
             "drop column",
             "truncate table",
         ],
-        pattern: r"(?i)\b(DROP\s+(TABLE|DATABASE|SCHEMA|COLUMN)|TRUNCATE\s+TABLE)\b",
+        // A statement names what it drops: the keyword pair followed by a name
+        // (quoted or not), a placeholder or `IF EXISTS`. A bare `"DROP TABLE"` literal — a keyword
+        // list, a guard that looks for the phrase — executes nothing; a literal
+        // that is concatenated with a name (`"DROP TABLE " + t`) does, and so
+        // does one that ends the line (the name follows in a multi-line string).
+        pattern: r"(?i)\b(DROP\s+(TABLE|DATABASE|SCHEMA|COLUMN)|TRUNCATE\s+TABLE)([ \t]+([^\s\x22'`)\],;]|[\x22'`][\w$\{]|[\x22'`]\s*(\+|\.\.?|\|\|))|[ \t]*$)",
         unless: r"(?i)\bDROP\s+(TEMPORARY\s+)?TABLE\s+(IF\s+EXISTS\s+)?[\x22`\[]?(tmp|temp|_tmp)|\bTEMPORARY\b",
         side: Side::Added,
         scope: scope::CODE,
@@ -1075,7 +1080,7 @@ pub(crate) static GENERAL: &[LineRule] = &[
             "create index",
             "create unique index",
         ],
-        pattern: r"(?i)\b(ALTER\s+TABLE|CREATE\s+TABLE|CREATE\s+(UNIQUE\s+)?INDEX)\b",
+        pattern: r"(?i)\b(ALTER\s+TABLE|CREATE\s+TABLE|CREATE\s+(UNIQUE\s+)?INDEX)([ \t]+([^\s\x22'`)\],;]|[\x22'`][\w$\{]|[\x22'`]\s*(\+|\.\.?|\|\|))|[ \t]*$)",
         unless: r"(?i)\bTEMP(ORARY)?\s+TABLE\b",
         side: Side::Added,
         scope: scope::CODE,
