@@ -120,25 +120,37 @@ pub(crate) fn baseline(
     if other > 0 {
         return Baseline {
             score: 20,
-            description: format!("{n} files changed"),
+            description: format!("{} changed", n_files(n)),
         };
     }
     if light > 0 {
         return Baseline {
             score: 15,
-            description: format!("Tooling, generated, lockfile or asset changes only ({n} files)"),
+            description: format!(
+                "Tooling, generated, lockfile or asset changes only ({})",
+                n_files(n)
+            ),
         };
     }
     if tests > 0 {
         return Baseline {
             score: 10,
-            description: format!("Tests and documentation only ({n} files)"),
+            description: format!("Tests and documentation only ({})", n_files(n)),
         };
     }
     let _ = docs;
     Baseline {
         score: 5,
-        description: format!("Documentation only ({n} files)"),
+        description: format!("Documentation only ({})", n_files(n)),
+    }
+}
+
+/// `1 file`, `3 files`.
+fn n_files(n: usize) -> String {
+    if n == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{n} files")
     }
 }
 
