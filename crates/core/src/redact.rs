@@ -1432,8 +1432,14 @@ fn looks_like_secret_value(value: &str, password_like: bool) -> bool {
     let threshold = 3.5_f64.min((len as f64).log2() - 0.35);
     let random_looking =
         len >= 12 && alnum_classes >= 2 && entropy >= threshold && !is_wordy(value);
-    let human_password =
-        password_like && len >= 8 && alnum_classes + usize::from(has_symbol) >= 3 && entropy >= 2.5;
+    // A password-like name makes a shorter, plainer value suspect: three classes of
+    // character (`Tr0ub4dor&3`), or letters and digits that are not words and a
+    // version (`hunter2hunter2`, but not `release2024`).
+    let human_password = password_like
+        && len >= 8
+        && entropy >= 2.5
+        && (alnum_classes + usize::from(has_symbol) >= 3
+            || (alnum_classes >= 2 && !is_wordy(value)));
     random_looking || human_password
 }
 

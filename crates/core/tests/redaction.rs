@@ -416,6 +416,22 @@ fn generic_assignments_keep_the_name_and_replace_the_value() {
 }
 
 #[test]
+fn a_plain_letters_and_digits_password_in_an_env_file_is_replaced_but_a_version_is_not() {
+    let redactor = Redactor::new();
+    let redacted = redactor.redact("DB_PASSWORD=hunter2hunter2");
+    assert_eq!(redacted.text, "DB_PASSWORD=[REDACTED:generic_secret]");
+    assert_eq!(redacted.kinds, [SecretKind::GenericSecret]);
+    for line in ["db_password = \"release2024\"", "password: correcthorse"] {
+        let redacted = redactor.redact(line);
+        assert!(
+            matches!(redacted.text, Cow::Borrowed(_)),
+            "{line} -> {}",
+            redacted.text
+        );
+    }
+}
+
+#[test]
 fn model_provider_npm_and_google_keys_are_replaced() {
     let redactor = Redactor::new();
     for secret in [anthropic_key, openai_key, google_api_key, npm_token] {
