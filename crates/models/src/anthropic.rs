@@ -138,11 +138,18 @@ impl AnthropicProvider {
         let body = self
             .static_body
             .with_messages(messages.iter().map(String::as_str));
-        let response = self
+        let (response, reservation) = self
             .transport
             .post(&body, est_input, u64::from(self.settings.max_tokens))
             .await?;
         let mut call_usage = parse_usage(&response);
+        let input_tokens = call_usage.input_tokens
+            + call_usage.cache_creation_input_tokens
+            + call_usage.cache_read_input_tokens;
+        self.transport
+            .limiter
+            .settle(reservation, input_tokens, call_usage.output_tokens)
+            .await;
         let write_1h = response["usage"]["cache_creation"]["ephemeral_1h_input_tokens"]
             .as_u64()
             .unwrap_or(match self.settings.cache_ttl {
@@ -251,6 +258,12 @@ impl Analyzer for AnthropicProvider {
         rules_hints: &'a [Risk],
     ) -> BoxFuture<'a, Result<Analysis, ModelError>> {
         Box::pin(self.run(context, rules_hints))
+    }
+
+    fn share_limits(&self, fleet: Arc<dyn crate::FleetLimiter>) {
+        self.transport
+            .limiter
+            .share_with_fleet(fleet, PROVIDER, &self.settings.model);
     }
 }
 

@@ -137,6 +137,16 @@ pub struct RateLimitSettings {
     pub output_tokens_per_minute: Option<u32>,
     /// Adopt the limits the provider announces in its headers.
     pub learn_from_headers: bool,
+    /// In a worker, share these limits with every worker of the fleet through Redis
+    /// (default on): the limit is the fleet's, not each process's. `check` never
+    /// shares. Off: each worker keeps to the whole limit by itself.
+    pub fleet: bool,
+    /// While Redis is unreachable, the share of each limit this worker keeps to by
+    /// itself (more than 0, at most 1). Unset: `1 / expected_workers`.
+    pub fleet_share: Option<FleetShare>,
+    /// How many workers share the limits, for the default `fleet_share` (default 1:
+    /// while Redis is down, each worker may use the whole limit).
+    pub expected_workers: std::num::NonZeroU32,
 }
 
 impl Default for RateLimitSettings {
@@ -146,7 +156,53 @@ impl Default for RateLimitSettings {
             input_tokens_per_minute: None,
             output_tokens_per_minute: None,
             learn_from_headers: true,
+            fleet: true,
+            fleet_share: None,
+            expected_workers: std::num::NonZeroU32::MIN,
         }
+    }
+}
+
+impl RateLimitSettings {
+    /// The share of each limit a worker keeps to while the fleet's budget in Redis
+    /// cannot be reached.
+    pub fn fallback_share(&self) -> f64 {
+        self.fleet_share
+            .map_or(1.0 / f64::from(self.expected_workers.get()), |share| {
+                share.0
+            })
+    }
+}
+
+/// A fraction of a limit: more than 0, at most 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct FleetShare(f64);
+
+impl FleetShare {
+    /// The fraction.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for FleetShare {
+    type Error = String;
+
+    fn try_from(value: f64) -> Result<Self, Self::Error> {
+        if value > 0.0 && value <= 1.0 {
+            Ok(FleetShare(value))
+        } else {
+            Err(format!(
+                "fleet_share must be more than 0 and at most 1 (a fraction of each limit), not {value}"
+            ))
+        }
+    }
+}
+
+impl From<FleetShare> for f64 {
+    fn from(share: FleetShare) -> f64 {
+        share.0
     }
 }
 
@@ -385,5 +441,26 @@ mod tests {
             toml::from_str("cache_ttl = \"1h\"\n[rate_limit]\nrequests_per_minute = 50").unwrap();
         assert_eq!(settings.cache_ttl, CacheTtl::OneHour);
         assert_eq!(settings.rate_limit.requests_per_minute, Some(50));
+    }
+
+    #[test]
+    fn the_fallback_share_is_configured_or_one_per_expected_worker() {
+        let settings: RateLimitSettings = toml::from_str("expected_workers = 4").unwrap();
+        assert!(settings.fleet);
+        assert_eq!(settings.fallback_share(), 0.25);
+        let settings: RateLimitSettings =
+            toml::from_str("expected_workers = 4\nfleet_share = 0.5").unwrap();
+        assert_eq!(settings.fallback_share(), 0.5);
+        for (bad, says) in [
+            ("fleet_share = 0.0", "more than 0 and at most 1"),
+            ("fleet_share = 1.5", "more than 0 and at most 1"),
+            ("expected_workers = 0", "nonzero"),
+        ] {
+            let err = toml::from_str::<RateLimitSettings>(bad)
+                .unwrap_err()
+                .to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(key) && err.contains(says), "{bad}: {err}");
+        }
     }
 }

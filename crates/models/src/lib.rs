@@ -28,12 +28,15 @@ use gate_core::{Bands, DeployContext, Redactor, Risk, Usage, Verdict};
 
 pub use anthropic::AnthropicProvider;
 pub use config::{
-    AnthropicSettings, ApiKey, CacheTtl, HttpSettings, OpenAiSettings, PromptSettings,
+    AnthropicSettings, ApiKey, CacheTtl, FleetShare, HttpSettings, OpenAiSettings, PromptSettings,
     RateLimitSettings, RetrySettings,
 };
 pub use error::{Disposition, ModelError};
 pub use gate_core::{IncidentNote, SystemPrompt, PROMPT_VERSION};
-pub use limiter::{parse_rate_headers, ProviderLimiter, RateHeaders, Window};
+pub use limiter::{
+    parse_rate_headers, FleetAdmission, FleetBudget, FleetLimiter, ProviderLimiter, RateHeaders,
+    Reservation, Window,
+};
 pub use openai::OpenAiProvider;
 pub use pricing::{
     anthropic_min_cacheable_tokens, cacheability_warning, Deprecation, DeprecationTable, Price,
@@ -86,6 +89,13 @@ pub trait Analyzer: Send + Sync {
         context: &'a DeployContext,
     ) -> BoxFuture<'a, Result<Analysis, ModelError>> {
         self.analyze(context, &[])
+    }
+
+    /// Shares this analyzer's rate limits with a fleet of processes through
+    /// `fleet` (a worker calls it at start-up). Analyzers without limits ignore it;
+    /// a provider whose settings say `fleet = false` keeps its limits to itself.
+    fn share_limits(&self, fleet: Arc<dyn FleetLimiter>) {
+        let _ = fleet;
     }
 }
 

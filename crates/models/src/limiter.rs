@@ -2,10 +2,22 @@
 //! input tokens and output tokens per minute, limits learned from the provider's
 //! headers, and a shared pause that a 429's `retry-after` imposes on every caller.
 //!
+//! In a fleet, the limits are the fleet's: a [`FleetLimiter`] (Redis, implemented
+//! outside this crate) is asked after the local check, so the process's own
+//! governor stays a cheap first gate and the shared budget the authority. When the
+//! fleet's budget cannot be reached, each process keeps to its share of the limits
+//! (`fleet_share`, or `1 / expected_workers`) until it can again.
+//!
+//! Token budgets are reserved before a call from the estimate (input) and
+//! `max_tokens` (output), and settled after it with the usage the provider
+//! reported: the difference is given back to (or taken from) the fleet's budget.
+//! Failed attempts keep their reservation: a provider may have counted them.
+//!
 //! Time comes from tokio's clock, so `tokio::time::pause()` drives it in tests.
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -16,6 +28,72 @@ use reqwest::header::HeaderMap;
 use tokio::time::Instant;
 
 use crate::config::RateLimitSettings;
+use crate::BoxFuture;
+
+/// One budget of a request, as the fleet's limiter sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetBudget {
+    /// `requests`, `input_tokens` or `output_tokens`: part of the budget's key.
+    pub name: &'static str,
+    /// The limit in force (configured or learned) for the whole fleet.
+    pub per_minute: u32,
+    /// How much of it this request takes.
+    pub amount: u64,
+}
+
+/// What the fleet's limiter answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetAdmission {
+    /// Every budget had room; the amounts are taken.
+    Admitted,
+    /// Nothing was taken: ask again after this long (a budget is spent, or the
+    /// provider is paused for the fleet).
+    Wait(Duration),
+    /// The shared budget cannot be reached: keep to this process's share.
+    Unavailable,
+}
+
+/// The fleet's shared budgets and pauses, keyed by `scope` (`provider/model`).
+/// Implemented over Redis by the worker (the bus crate's fleet limits); this crate
+/// knows only this trait.
+pub trait FleetLimiter: Send + Sync {
+    /// Takes every budget at once, or none: `Admitted`, or how long to wait. Also
+    /// answers `Wait` while the scope is paused, even with no budgets.
+    fn acquire<'a>(
+        &'a self,
+        scope: &'a str,
+        budgets: &'a [FleetBudget],
+    ) -> BoxFuture<'a, FleetAdmission>;
+
+    /// Corrects a reservation: `actual` was used where `reserved.amount` was taken.
+    /// Best effort.
+    fn settle<'a>(
+        &'a self,
+        scope: &'a str,
+        reserved: FleetBudget,
+        actual: u64,
+    ) -> BoxFuture<'a, ()>;
+
+    /// Pauses `scope` for every process (a 429's `retry-after`). Pauses only grow.
+    /// Best effort.
+    fn pause<'a>(&'a self, scope: &'a str, duration: Duration) -> BoxFuture<'a, ()>;
+}
+
+/// The fleet limiter a provider's limits are shared through, and under what name.
+struct Fleet {
+    limiter: Arc<dyn FleetLimiter>,
+    provider: &'static str,
+    scope: String,
+}
+
+/// What one [`ProviderLimiter::acquire`] took, for [`ProviderLimiter::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reservation {
+    /// Token budgets taken from the fleet (`None`: not from the fleet, nothing to
+    /// settle there).
+    input: Option<FleetBudget>,
+    output: Option<FleetBudget>,
+}
 
 /// Fraction of a learned limit the client aims for, so that clock skew and
 /// in-flight requests do not reach the provider's limit.
@@ -173,6 +251,23 @@ pub struct ProviderLimiter {
     input_tokens: RwLock<Option<Dimension>>,
     output_tokens: RwLock<Option<Dimension>>,
     paused_until: Mutex<Option<Instant>>,
+    /// Shares the limits with the fleet when set (workers only) and allowed.
+    fleet: OnceLock<Fleet>,
+    fleet_allowed: bool,
+    /// The share of each limit kept to while the fleet's budget is unreachable.
+    share: f64,
+    /// Governors at `share` of the limits in force, rebuilt when those change.
+    fallback: Mutex<Option<Arc<Fallback>>>,
+    /// The fleet's budget is unreachable (one warning per outage).
+    fleet_down: AtomicBool,
+}
+
+/// This process's share of the limits, enforced while the fleet's budget is away.
+struct Fallback {
+    limits: (Option<u32>, Option<u32>, Option<u32>),
+    requests: RwLock<Option<Dimension>>,
+    input_tokens: RwLock<Option<Dimension>>,
+    output_tokens: RwLock<Option<Dimension>>,
 }
 
 impl std::fmt::Debug for ProviderLimiter {
@@ -205,7 +300,39 @@ impl ProviderLimiter {
             learn: settings.learn_from_headers,
             paused_until: Mutex::new(None),
             clock,
+            fleet: OnceLock::new(),
+            fleet_allowed: settings.fleet,
+            share: settings.fallback_share(),
+            fallback: Mutex::new(None),
+            fleet_down: AtomicBool::new(false),
         }
+    }
+
+    /// Shares these limits with the fleet through `limiter`, under
+    /// `provider/model`. Does nothing when the settings say `fleet = false`, or
+    /// when a fleet limiter is already attached. Returns whether it is attached.
+    pub fn share_with_fleet(
+        &self,
+        limiter: Arc<dyn FleetLimiter>,
+        provider: &'static str,
+        model: &str,
+    ) -> bool {
+        if !self.fleet_allowed {
+            return false;
+        }
+        self.fleet
+            .set(Fleet {
+                limiter,
+                provider,
+                scope: format!("{provider}/{model}"),
+            })
+            .is_ok()
+    }
+
+    /// Whether the limits are shared with a fleet and its budget is reachable
+    /// (as of the last call).
+    pub fn fleet_reachable(&self) -> bool {
+        self.fleet.get().is_some() && !self.fleet_down.load(Ordering::Relaxed)
     }
 
     /// The limits in force (configured or learned): requests, input and output
@@ -227,16 +354,152 @@ impl ProviderLimiter {
     /// Waits until one request of about `input_tokens` in and `output_tokens` out may
     /// be sent. A request larger than a quota's burst takes it in several bursts
     /// instead of failing.
-    pub async fn acquire(&self, input_tokens: u64, output_tokens: u64) {
+    ///
+    /// With a fleet, the local governors go first (cheap), then the fleet's budget
+    /// (one Redis round trip when there is room); when that budget is unreachable,
+    /// this process's share of the limits instead.
+    pub async fn acquire(&self, input_tokens: u64, output_tokens: u64) -> Reservation {
         loop {
             self.wait_for_pause().await;
             Self::take(&self.requests, &self.clock, 1).await;
             Self::take(&self.input_tokens, &self.clock, input_tokens).await;
             Self::take(&self.output_tokens, &self.clock, output_tokens).await;
+            let reservation = match self.fleet.get() {
+                Some(fleet) => self.acquire_fleet(fleet, input_tokens, output_tokens).await,
+                None => Reservation::default(),
+            };
             // A 429 seen by another caller while we waited pauses us too.
             if !self.is_paused() {
-                return;
+                return reservation;
             }
+        }
+    }
+
+    async fn acquire_fleet(&self, fleet: &Fleet, input: u64, output: u64) -> Reservation {
+        let (requests, input_limit, output_limit) = self.limits();
+        let budget = |name, limit: Option<u32>, amount| {
+            limit.map(|per_minute| FleetBudget {
+                name,
+                per_minute,
+                amount,
+            })
+        };
+        let input_budget = budget("input_tokens", input_limit, input);
+        let output_budget = budget("output_tokens", output_limit, output);
+        let budgets: Vec<FleetBudget> =
+            [budget("requests", requests, 1), input_budget, output_budget]
+                .into_iter()
+                .flatten()
+                .filter(|b| b.amount > 0)
+                .collect();
+        loop {
+            match fleet.limiter.acquire(&fleet.scope, &budgets).await {
+                FleetAdmission::Admitted => {
+                    self.fleet_is_up(fleet);
+                    return Reservation {
+                        input: input_budget,
+                        output: output_budget,
+                    };
+                }
+                FleetAdmission::Wait(wait) => {
+                    self.fleet_is_up(fleet);
+                    // A little jitter, so that the fleet's waiters do not all ask
+                    // again in the same millisecond.
+                    let jitter = Duration::from_millis(crate::transport::random_u64() % 16);
+                    tokio::time::sleep(wait + jitter).await;
+                }
+                FleetAdmission::Unavailable => {
+                    if !self.fleet_down.swap(true, Ordering::Relaxed) {
+                        gate_telemetry::events::FleetLimitUnavailable {
+                            provider: fleet.provider,
+                            scope: &fleet.scope,
+                            share: self.share,
+                        }
+                        .emit();
+                    }
+                    let fallback = self.fallback();
+                    Self::take(&fallback.requests, &self.clock, 1).await;
+                    Self::take(&fallback.input_tokens, &self.clock, input).await;
+                    Self::take(&fallback.output_tokens, &self.clock, output).await;
+                    return Reservation::default();
+                }
+            }
+        }
+    }
+
+    fn fleet_is_up(&self, fleet: &Fleet) {
+        if self.fleet_down.swap(false, Ordering::Relaxed) {
+            gate_telemetry::events::FleetLimitRestored {
+                provider: fleet.provider,
+                scope: &fleet.scope,
+            }
+            .emit();
+        }
+    }
+
+    /// Governors at this process's share of the limits in force.
+    fn fallback(&self) -> Arc<Fallback> {
+        let limits = self.limits();
+        let mut slot = self.fallback.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(fallback) = slot.as_ref().filter(|f| f.limits == limits) {
+            return Arc::clone(fallback);
+        }
+        let share = |limit: Option<u32>| {
+            limit.and_then(|l| {
+                let part = ((f64::from(l) * self.share).floor() as u32).max(1);
+                Dimension::new(part, &self.clock, true)
+            })
+        };
+        let fallback = Arc::new(Fallback {
+            limits,
+            requests: RwLock::new(share(limits.0)),
+            input_tokens: RwLock::new(share(limits.1)),
+            output_tokens: RwLock::new(share(limits.2)),
+        });
+        *slot = Some(Arc::clone(&fallback));
+        fallback
+    }
+
+    /// The limits this process keeps to while the fleet's budget is unreachable:
+    /// requests, input and output tokens per minute.
+    pub fn fallback_limits(&self) -> (Option<u32>, Option<u32>, Option<u32>) {
+        let fallback = self.fallback();
+        let limit = |dim: &RwLock<Option<Dimension>>| {
+            dim.read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|d| d.per_minute)
+        };
+        (
+            limit(&fallback.requests),
+            limit(&fallback.input_tokens),
+            limit(&fallback.output_tokens),
+        )
+    }
+
+    /// Settles a call's token reservation with the usage the provider reported:
+    /// the fleet's budgets get back what was reserved and not used, or pay what was
+    /// used beyond it. Local governors keep the estimate (they cannot give back).
+    pub async fn settle(&self, reservation: Reservation, input_tokens: u64, output_tokens: u64) {
+        let Some(fleet) = self.fleet.get() else {
+            return;
+        };
+        for (reserved, actual) in [
+            (reservation.input, input_tokens),
+            (reservation.output, output_tokens),
+        ] {
+            if let Some(reserved) = reserved.filter(|r| r.amount != actual) {
+                fleet.limiter.settle(&fleet.scope, reserved, actual).await;
+            }
+        }
+    }
+
+    /// Pauses every caller in this process and, with a fleet, every process of it,
+    /// for a 429's `retry-after`.
+    pub async fn pause_fleet(&self, duration: Duration) {
+        self.pause_all(duration);
+        if let Some(fleet) = self.fleet.get() {
+            fleet.limiter.pause(&fleet.scope, duration).await;
         }
     }
 
@@ -392,6 +655,124 @@ mod tests {
         limiter.acquire(1, 1).await;
         handle.await.unwrap();
         assert!(started.elapsed() >= Duration::from_secs(7));
+    }
+
+    /// A fleet limiter whose answers the test scripts, and that records settles and
+    /// pauses.
+    #[derive(Default)]
+    struct ScriptedFleet {
+        reachable: AtomicBool,
+        n_asked: Mutex<u64>,
+        settled: Mutex<Vec<(FleetBudget, u64)>>,
+        paused: Mutex<Vec<Duration>>,
+    }
+
+    impl FleetLimiter for ScriptedFleet {
+        fn acquire<'a>(
+            &'a self,
+            _scope: &'a str,
+            _budgets: &'a [FleetBudget],
+        ) -> BoxFuture<'a, FleetAdmission> {
+            *self.n_asked.lock().unwrap() += 1;
+            let answer = if self.reachable.load(Ordering::Relaxed) {
+                FleetAdmission::Admitted
+            } else {
+                FleetAdmission::Unavailable
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn settle<'a>(
+            &'a self,
+            _scope: &'a str,
+            reserved: FleetBudget,
+            actual: u64,
+        ) -> BoxFuture<'a, ()> {
+            self.settled.lock().unwrap().push((reserved, actual));
+            Box::pin(async {})
+        }
+
+        fn pause<'a>(&'a self, _scope: &'a str, duration: Duration) -> BoxFuture<'a, ()> {
+            self.paused.lock().unwrap().push(duration);
+            Box::pin(async {})
+        }
+    }
+
+    /// Time `n` back-to-back acquisitions take.
+    async fn time_of(limiter: &ProviderLimiter, n: usize) -> Duration {
+        let started = Instant::now();
+        for _ in 0..n {
+            let _ = limiter.acquire(0, 0).await;
+        }
+        started.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_the_fleet_budget_a_worker_keeps_to_its_share_until_it_is_back() {
+        let limiter = ProviderLimiter::new(&RateLimitSettings {
+            requests_per_minute: Some(120),
+            expected_workers: NonZeroU32::new(4).unwrap(),
+            ..Default::default()
+        });
+        let fleet = Arc::new(ScriptedFleet::default());
+        assert!(limiter.share_with_fleet(fleet.clone(), "anthropic", "m"));
+        // Redis is down: a quarter of 120 a minute, 30 (a burst of 5, then one
+        // every 2 s), although the local limiter alone would allow a burst of 20.
+        assert_eq!(limiter.fallback_limits(), (Some(30), None, None));
+        let waited = time_of(&limiter, 10).await;
+        assert!(!limiter.fleet_reachable());
+        assert!(waited >= Duration::from_secs(9), "{waited:?}");
+        // Redis is back: the shared budget decides again, and the share is not
+        // applied (the local limiter's burst of 20 has refilled meanwhile).
+        fleet.reachable.store(true, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let waited = time_of(&limiter, 10).await;
+        assert!(limiter.fleet_reachable());
+        assert_eq!(waited, Duration::ZERO);
+        assert_eq!(*fleet.n_asked.lock().unwrap(), 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_setting_of_false_keeps_the_limits_to_the_process() {
+        let limiter = ProviderLimiter::new(&RateLimitSettings {
+            requests_per_minute: Some(120),
+            fleet: false,
+            ..Default::default()
+        });
+        let fleet = Arc::new(ScriptedFleet::default());
+        assert!(!limiter.share_with_fleet(fleet.clone(), "anthropic", "m"));
+        let _ = limiter.acquire(10, 10).await;
+        assert_eq!(*fleet.n_asked.lock().unwrap(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn token_reservations_are_settled_with_the_reported_usage_and_pauses_reach_the_fleet() {
+        let limiter = ProviderLimiter::new(&RateLimitSettings {
+            input_tokens_per_minute: Some(100_000),
+            output_tokens_per_minute: Some(20_000),
+            ..Default::default()
+        });
+        let fleet = Arc::new(ScriptedFleet::default());
+        fleet.reachable.store(true, Ordering::Relaxed);
+        assert!(limiter.share_with_fleet(fleet.clone(), "anthropic", "m"));
+        let reservation = limiter.acquire(1_000, 1_024).await;
+        limiter.settle(reservation, 1_200, 300).await;
+        let settled = fleet.settled.lock().unwrap().clone();
+        let of = |name: &str| {
+            settled
+                .iter()
+                .find(|(budget, _)| budget.name == name)
+                .map(|(budget, actual)| (budget.amount, *actual))
+        };
+        assert_eq!(of("input_tokens"), Some((1_000, 1_200)));
+        assert_eq!(of("output_tokens"), Some((1_024, 300)));
+        // What was taken from the process's share (Redis down) is not settled.
+        fleet.reachable.store(false, Ordering::Relaxed);
+        let reservation = limiter.acquire(1_000, 1_024).await;
+        limiter.settle(reservation, 1, 1).await;
+        assert_eq!(fleet.settled.lock().unwrap().len(), 2);
+        limiter.pause_fleet(Duration::from_secs(3)).await;
+        assert_eq!(*fleet.paused.lock().unwrap(), vec![Duration::from_secs(3)]);
     }
 
     #[test]

@@ -127,11 +127,18 @@ impl OpenAiProvider {
             std::iter::once(self.system_message.as_str())
                 .chain(messages.iter().map(String::as_str)),
         );
-        let response = self
+        let (response, reservation) = self
             .transport
             .post(&body, est_input, u64::from(self.settings.max_tokens))
             .await?;
         let mut call_usage = parse_usage(&response);
+        let input_tokens = call_usage.input_tokens
+            + call_usage.cache_creation_input_tokens
+            + call_usage.cache_read_input_tokens;
+        self.transport
+            .limiter
+            .settle(reservation, input_tokens, call_usage.output_tokens)
+            .await;
         call_usage.cost_usd = self.setup.prices.cost(&self.settings.model, &call_usage, 0);
         accumulate(usage, &call_usage);
         Ok(response)
@@ -231,6 +238,12 @@ impl Analyzer for OpenAiProvider {
         rules_hints: &'a [Risk],
     ) -> BoxFuture<'a, Result<Analysis, ModelError>> {
         Box::pin(self.run(context, rules_hints))
+    }
+
+    fn share_limits(&self, fleet: Arc<dyn crate::FleetLimiter>) {
+        self.transport
+            .limiter
+            .share_with_fleet(fleet, PROVIDER, &self.settings.model);
     }
 }
 

@@ -71,7 +71,11 @@ pub async fn ask_all(
 ) -> Vec<ModelOutcome> {
     futures_util::future::join_all(analyzers.iter().map(|analyzer| async move {
         let started = Instant::now();
-        let result = analyzer.analyze(context, &rules.risks).await;
+        let span = model_span(analyzer.as_ref());
+        let result =
+            tracing::Instrument::instrument(analyzer.analyze(context, &rules.risks), span.clone())
+                .await;
+        record_span(&span, &result);
         record_call(analyzer.as_ref(), &result, started.elapsed());
         ModelOutcome {
             analyzer: analyzer.id(),
@@ -81,6 +85,53 @@ pub async fn ask_all(
         }
     }))
     .await
+}
+
+/// The span of one model call, named and attributed as OpenTelemetry's GenAI
+/// semantic conventions say (`chat <model>`, a client span).
+fn model_span(analyzer: &dyn Analyzer) -> tracing::Span {
+    let id = analyzer.id();
+    let (provider, model) = id.split_once('/').unwrap_or((id.as_str(), ""));
+    tracing::info_span!(
+        "model call",
+        otel.name = %format_args!("chat {model}"),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "chat",
+        gen_ai.system = provider,
+        gen_ai.provider.name = provider,
+        gen_ai.request.model = model,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_read_input_tokens = tracing::field::Empty,
+        gen_ai.usage.cache_creation_input_tokens = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// Usage on success; the error type on failure.
+fn record_span(span: &tracing::Span, result: &Result<Analysis, ModelError>) {
+    match result {
+        Ok(analysis) => {
+            let usage = &analysis.usage;
+            span.record("gen_ai.response.model", analysis.model.as_str());
+            span.record("gen_ai.usage.input_tokens", usage.input_tokens);
+            span.record("gen_ai.usage.output_tokens", usage.output_tokens);
+            span.record(
+                "gen_ai.usage.cache_read_input_tokens",
+                usage.cache_read_input_tokens,
+            );
+            span.record(
+                "gen_ai.usage.cache_creation_input_tokens",
+                usage.cache_creation_input_tokens,
+            );
+        }
+        Err(error) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", error.root().kind());
+        }
+    }
 }
 
 /// Exports one analysis as a `gen_ai` model call: provider, model, outcome,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::config::{HttpSettings, RetrySettings};
-use crate::limiter::{parse_rate_headers, ProviderLimiter};
+use crate::limiter::{parse_rate_headers, ProviderLimiter, Reservation};
 use crate::ModelError;
 
 pub(crate) struct Transport {
@@ -71,13 +71,15 @@ impl Transport {
     }
 
     /// Posts `body` until it succeeds, a non-retryable error comes back, or retries
-    /// run out. `est_input` and `est_output` weigh the request for the token limits.
+    /// run out. `est_input` and `est_output` weigh the request for the token limits;
+    /// the successful attempt's reservation comes back with the answer, for the
+    /// caller to settle with the usage it reports.
     pub async fn post(
         &self,
         body: &str,
         est_input: u64,
         est_output: u64,
-    ) -> Result<Value, ModelError> {
+    ) -> Result<(Value, Reservation), ModelError> {
         let started = Instant::now();
         let deadline = started + Duration::from_millis(self.retry.deadline_ms);
         let max_attempts = self.retry.max_attempts.max(1);
@@ -85,7 +87,7 @@ impl Transport {
         loop {
             attempt += 1;
             let waiting = Instant::now();
-            self.limiter.acquire(est_input, est_output).await;
+            let reservation = self.limiter.acquire(est_input, est_output).await;
             gate_telemetry::events::RateLimitWaited {
                 provider: self.provider,
                 waited: waiting.elapsed(),
@@ -98,7 +100,7 @@ impl Transport {
                 .emit();
             }
             let error = match self.send_once(body).await {
-                Ok(value) => return Ok(value),
+                Ok(value) => return Ok((value, reservation)),
                 Err(error) => error,
             };
             if !error.is_retryable() {
@@ -120,8 +122,14 @@ impl Transport {
             if attempt >= max_attempts || Instant::now() + wait > deadline {
                 return Err(exhausted);
             }
-            if matches!(error, ModelError::RateLimited { .. }) {
-                self.limiter.pause_all(wait);
+            match error {
+                // The provider said how long: the whole fleet waits that long.
+                ModelError::RateLimited {
+                    retry_after: Some(_),
+                    ..
+                } => self.limiter.pause_fleet(wait).await,
+                ModelError::RateLimited { .. } => self.limiter.pause_all(wait),
+                _ => {}
             }
             tokio::time::sleep(wait).await;
         }
