@@ -31,12 +31,29 @@ const MAX_REASON_BYTES: usize = 4_000;
 /// decisions log and reaches orchestrators that are waiting. Overriding an
 /// earlier approval supersedes from the automatic decision again. Running the
 /// same approval twice is harmless (the second publishes a second record).
+///
+/// This call trusts its caller to have checked who decides; the CLI and any
+/// caller acting for someone else use [`approve_signed`](crate::approve_signed),
+/// which applies only a configured approver's signed decision.
 pub async fn approve(
     deps: &OrchestratorDeps,
     event_id: &str,
     by: &str,
     reason: &str,
     recommendation: Recommendation,
+) -> Result<Decision, ApproveError> {
+    apply(deps, event_id, by, reason, recommendation, None).await
+}
+
+/// [`approve`], with `note` (the approval's signature) added to the consensus
+/// notes of the person's decision.
+pub(crate) async fn apply(
+    deps: &OrchestratorDeps,
+    event_id: &str,
+    by: &str,
+    reason: &str,
+    recommendation: Recommendation,
+    note: Option<String>,
 ) -> Result<Decision, ApproveError> {
     validate(event_id, by, reason)?;
     let store = deps.decision_store().ok_or(ApproveError::NoStore)?;
@@ -47,7 +64,8 @@ pub async fn approve(
         let publisher = bus.publisher().await.map_err(ApproveError::Bus)?;
         let automatic = automatic_decision(&store, event_id).await?;
         let decided_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
-        let decision = human_decision(&automatic, by, reason, recommendation, decided_at);
+        let mut decision = human_decision(&automatic, by, reason, recommendation, decided_at);
+        decision.consensus.notes.extend(note);
         store
             .supersede(&decision)
             .await
@@ -204,6 +222,7 @@ mod tests {
             cost_usd: Some(0.0),
             cached: false,
             decided_at: "2025-01-01T00:00:00Z".into(),
+            produced_at: None,
             context: ContextSummary {
                 n_files: 1,
                 n_commits: 1,

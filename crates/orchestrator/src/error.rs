@@ -89,6 +89,11 @@ pub enum ApproveError {
     /// again is safe and records it.
     #[error("could not publish the decision: {0}")]
     Bus(#[source] BusError),
+    /// The person's decision was not applied: not signed with the configured
+    /// key, altered, too old, or by someone who is not an approver. Nothing was
+    /// stored or published.
+    #[error("approval refused: {0}")]
+    Refused(String),
 }
 
 impl ApproveError {
@@ -100,7 +105,8 @@ impl ApproveError {
             ApproveError::Bus(error) => error.action() != Action::Fail,
             ApproveError::InvalidInput(_)
             | ApproveError::NoStore
-            | ApproveError::NotFound { .. } => false,
+            | ApproveError::NotFound { .. }
+            | ApproveError::Refused(_) => false,
         }
     }
 }

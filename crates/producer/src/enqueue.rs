@@ -128,12 +128,45 @@ impl Producer {
     /// channel is gone is retried once on a fresh connection, with the same event id:
     /// if the first attempt did reach the queue after all, the worker's idempotency
     /// turns the duplicate into the same decision.
+    ///
+    /// It is the producer span of the merge's trace: a root, or a child of
+    /// `traceparent` (a CI job's or a webhook sender's), and the worker's parent.
     pub async fn enqueue(
         &self,
         event: &MergeEvent,
         traceparent: Option<String>,
     ) -> Result<(), ProducerError> {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "enqueue",
+            otel.name = "gate.events publish",
+            otel.kind = "producer",
+            messaging.system = "rabbitmq",
+            messaging.operation.type = "send",
+            event_id = %event.event_id,
+            repo = %event.context.repo,
+        );
+        gate_telemetry::trace::continue_trace(&span, traceparent.as_deref());
+        // Without export, the caller's trace context is passed on unchanged.
+        let traceparent = gate_telemetry::trace::traceparent(&span).or(traceparent);
+        let result = self.publish_once(event, traceparent).instrument(span).await;
+        match &result {
+            Ok(()) => gate_telemetry::events::ProducerEvent::Confirmed.emit(),
+            Err(error) => gate_telemetry::events::ProducerEvent::Failed {
+                retryable: error.is_retryable(),
+            }
+            .emit(),
+        }
+        result
+    }
+
+    async fn publish_once(
+        &self,
+        event: &MergeEvent,
+        traceparent: Option<String>,
+    ) -> Result<(), ProducerError> {
         check(event, self.inner.max_payload_bytes)?;
+        gate_telemetry::events::ProducerEvent::Enqueued.emit();
         let (publisher, generation) = {
             let state = self.inner.state.lock().await;
             (state.publisher.clone(), state.generation)

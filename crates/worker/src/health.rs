@@ -2,20 +2,14 @@
 //! worker is connected to the broker and consuming, and otherwise why not, so an
 //! operator reading a failed probe knows where to look.
 
-use std::{
-    convert::Infallible,
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use http_body_util::Full;
 use hyper::{
     body::{Bytes, Incoming},
     header::CONTENT_TYPE,
-    server::conn::http1,
-    service::service_fn,
     Method, Request, Response, StatusCode,
 };
-use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::process::raised;
@@ -135,21 +129,14 @@ pub(crate) async fn serve(
         };
         let health = Arc::clone(&health);
         let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let response = health.respond(&request);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = raised(&mut stop) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+        // Header read timeout, connection lifetime and body limit: the
+        // telemetry crate's limits, shared by every small listener.
+        tokio::spawn(gate_telemetry::serve_http_connection(
+            stream,
+            gate_telemetry::HttpLimits::default(),
+            move |request: &Request<Incoming>| health.respond(request),
+            async move { raised(&mut stop).await },
+        ));
     }
 }
 

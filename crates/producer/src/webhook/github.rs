@@ -26,8 +26,9 @@ use hyper::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::replay::Claim;
 use super::signature::verify;
-use super::{enqueue_reply, error, ignored, reply, traceparent, App, Reply};
+use super::{duplicate, enqueue_reply, enqueued, error, ignored, reply, traceparent, App, Reply};
 use crate::merge_event;
 
 /// GitHub's signature header.
@@ -147,10 +148,33 @@ pub(crate) async fn handle(app: &App, headers: &HeaderMap, body: Bytes) -> Reply
             "form-encoded delivery: set the webhook's content type to application/json",
         );
     }
+    if event == "ping" {
+        return reply(StatusCode::OK, &json!({"status": "pong"}));
+    }
+    let event = event.to_owned();
+    let event_id = format!("gh-{delivery}");
+    let replay_key = format!("github:{delivery}");
+    if app.replay.claim(&replay_key).await == Claim::Duplicate {
+        return duplicate(&event_id);
+    }
+    let answer = process(app, headers, &body, &event, event_id).await;
+    if !enqueued(&answer) {
+        app.replay.release(&replay_key).await;
+    }
+    answer
+}
+
+/// A signed, first-seen delivery: reads it, fetches the change, enqueues the event.
+async fn process(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    event: &str,
+    event_id: String,
+) -> Reply {
     let change = match event {
-        "ping" => return reply(StatusCode::OK, &json!({"status": "pong"})),
-        "push" => read_push(app, &body),
-        "pull_request" => read_pull_request(app, &body),
+        "push" => read_push(app, body),
+        "pull_request" => read_pull_request(app, body),
         other => Err(Refusal::Ignored(format!(
             "event `{other}` is not a merge: only push and pull_request are read"
         ))),
@@ -160,7 +184,6 @@ pub(crate) async fn handle(app: &App, headers: &HeaderMap, body: Bytes) -> Reply
         Err(Refusal::Ignored(reason)) => return ignored(reason),
         Err(Refusal::Malformed(reason)) => return error(StatusCode::BAD_REQUEST, reason),
     };
-    let event_id = format!("gh-{delivery}");
     let comparison = match compare(app, &change).await {
         Ok(comparison) => comparison,
         Err(reason) => {

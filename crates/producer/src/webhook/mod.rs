@@ -16,14 +16,20 @@
 //! not take the event and trying again may work; 500 otherwise. Error bodies are
 //! `{"error": "<one line>"}`, never with a secret in them.
 //!
-//! Duplicates: the same delivery received twice is enqueued twice **with the same
-//! event id** (`gh-<X-GitHub-Delivery>`), and the worker's decision store makes it one
-//! decision. No in-memory "seen" set: it would not survive a restart nor be shared by
-//! two receivers behind a load balancer, and a delivery redelivered because the first
-//! attempt failed must be enqueued for real.
+//! Replays and duplicates: every accepted delivery id (`X-GitHub-Delivery`, or the
+//! signed `X-Gate-Delivery` of `/events`) is remembered for
+//! `replay_window_secs` (Redis, shared by every receiver; a bounded in-process set
+//! when Redis is down). The same delivery again enqueues nothing and is answered
+//! **200** `{"status": "duplicate", "event_id": …}`: GitHub counts any 2xx as
+//! delivered, so its "Redeliver" button on an already enqueued delivery shows
+//! success instead of a failure nobody can fix (a 409 would). A delivery answered
+//! with an error (or ignored) is forgotten, so redelivering it enqueues it for real. Past the
+//! window, the event id (`gh-<X-GitHub-Delivery>`) still makes the worker's
+//! decision store answer with the first decision.
 
 mod events;
 mod github;
+mod replay;
 mod signature;
 
 use std::fmt;
@@ -86,6 +92,14 @@ pub struct WebhookSettings {
     /// On shutdown, how long requests in flight may take to finish before their
     /// connections are dropped.
     pub drain_timeout_ms: u64,
+    /// How long an accepted delivery id is remembered (a replay within it enqueues
+    /// nothing). Default 3 days: GitHub lets a delivery be redelivered that long.
+    pub replay_window_secs: u64,
+    /// Delivery ids remembered in memory when Redis is down (the oldest go first).
+    pub replay_memory_capacity: usize,
+    /// How far an `/events` delivery's signed `X-Gate-Timestamp` may be from this
+    /// receiver's clock (401 beyond).
+    pub events_max_skew_secs: u64,
 }
 
 impl Default for WebhookSettings {
@@ -103,6 +117,9 @@ impl Default for WebhookSettings {
             read_timeout_ms: 10_000,
             max_connections: 256,
             drain_timeout_ms: 10_000,
+            replay_window_secs: 3 * 24 * 3600,
+            replay_memory_capacity: 100_000,
+            events_max_skew_secs: 300,
         }
     }
 }
@@ -129,6 +146,18 @@ impl WebhookSettings {
             if value == 0 {
                 return bad(format!("webhook.{name} must be above 0"));
             }
+        }
+        if self.replay_window_secs < self.events_max_skew_secs.saturating_mul(2) {
+            return bad(format!(
+                "webhook.replay_window_secs ({}) must be at least twice webhook.events_max_skew_secs ({}): a replay inside the skew window must still be remembered",
+                self.replay_window_secs, self.events_max_skew_secs
+            ));
+        }
+        if self.replay_memory_capacity == 0 || self.events_max_skew_secs == 0 {
+            return bad(
+                "webhook.replay_memory_capacity and webhook.events_max_skew_secs must be above 0"
+                    .into(),
+            );
         }
         if self.read_timeout_ms == 0 || self.api_timeout_ms == 0 {
             return bad(
@@ -200,7 +229,7 @@ impl WebhookSecrets {
 }
 
 /// What the webhook receiver works with besides its settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookDeps {
     /// Where events go; [`Producer::connect`] gives one that reconnects by itself.
     pub producer: Producer,
@@ -209,6 +238,20 @@ pub struct WebhookDeps {
     /// How a GitHub change is packed (`[context]`: budget, commits, omissions);
     /// `repo_name` is ignored, the repository's `owner/name` is used.
     pub context: ContextOptions,
+    /// Where accepted delivery ids are remembered across receivers and restarts
+    /// (replay protection); `None` remembers them in this process only.
+    pub replay_store: Option<gate_bus::Redis>,
+}
+
+impl fmt::Debug for WebhookDeps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookDeps")
+            .field("producer", &self.producer)
+            .field("secrets", &self.secrets)
+            .field("context", &self.context)
+            .field("replay_store", &self.replay_store.is_some())
+            .finish()
+    }
 }
 
 /// Shared by every request.
@@ -217,6 +260,7 @@ pub(crate) struct App {
     pub(crate) deps: WebhookDeps,
     pub(crate) redactor: Redactor,
     pub(crate) http: reqwest::Client,
+    pub(crate) replay: replay::ReplayGuard,
 }
 
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -253,11 +297,20 @@ pub async fn serve(
     let read_timeout = Duration::from_millis(settings.read_timeout_ms);
     let drain_timeout = Duration::from_millis(settings.drain_timeout_ms);
     let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let window = Duration::from_secs(settings.replay_window_secs);
+    let replay = replay::ReplayGuard::new(
+        deps.replay_store
+            .as_ref()
+            .map(|redis| redis.marks("webhook-delivery", window)),
+        window,
+        settings.replay_memory_capacity,
+    );
     let app = Arc::new(App {
         settings,
         deps,
         redactor: Redactor::new(),
         http,
+        replay,
     });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "webhook receiver listening");
@@ -289,7 +342,16 @@ pub async fn serve(
         let app = Arc::clone(&app);
         let service = service_fn(move |request| {
             let app = Arc::clone(&app);
-            async move { Ok::<_, std::convert::Infallible>(route(&app, request).await) }
+            async move {
+                let path = request.uri().path().to_owned();
+                let reply = route(&app, request).await;
+                gate_telemetry::events::WebhookRequest {
+                    path: &path,
+                    status: reply.status().as_u16(),
+                }
+                .emit();
+                Ok::<_, std::convert::Infallible>(reply)
+            }
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -447,6 +509,19 @@ pub(crate) fn reply(status: StatusCode, body: &Value) -> Reply {
     response
 }
 
+/// A delivery already accepted within the replay window: nothing is enqueued.
+pub(crate) fn duplicate(event_id: &str) -> Reply {
+    tracing::info!(%event_id, "replayed delivery: nothing enqueued");
+    reply(
+        StatusCode::OK,
+        &json!({
+            "status": "duplicate",
+            "event_id": event_id,
+            "reason": "this delivery was already received; nothing was enqueued",
+        }),
+    )
+}
+
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     reply(status, &json!({"error": message.into()}))
 }
@@ -454,10 +529,23 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Reply {
 pub(crate) fn ignored(reason: impl Into<String>) -> Reply {
     let reason = reason.into();
     tracing::info!(%reason, "delivery ignored");
-    reply(
+    let mut response = reply(
         StatusCode::ACCEPTED,
         &json!({"status": "ignored", "reason": reason}),
-    )
+    );
+    response.extensions_mut().insert(NotEnqueued);
+    response
+}
+
+/// Marks an answer that enqueued nothing although it is a success (ignored).
+#[derive(Debug, Clone, Copy)]
+struct NotEnqueued;
+
+/// Whether the delivery answered with `answer` put an event on the bus: only
+/// those stay remembered for replay protection (an error may be redelivered and
+/// must then be enqueued; an ignored one is ignored again either way).
+pub(crate) fn enqueued(answer: &Reply) -> bool {
+    answer.status().is_success() && answer.extensions().get::<NotEnqueued>().is_none()
 }
 
 #[cfg(test)]

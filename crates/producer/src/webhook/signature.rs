@@ -33,6 +33,21 @@ pub(crate) fn verify(
     body: &[u8],
     header: Option<&[u8]>,
 ) -> Result<(), SignatureError> {
+    verify_parts(secret, &[body], header)
+}
+
+/// What a stamped `/events` signature covers besides the body:
+/// `v1:<timestamp>:<delivery id>:`, so neither can be changed without the secret.
+pub(crate) fn stamp_prefix(timestamp: &str, delivery: &str) -> String {
+    format!("v1:{timestamp}:{delivery}:")
+}
+
+/// Like [`verify`], over the concatenation of `parts`.
+pub(crate) fn verify_parts(
+    secret: &[u8],
+    parts: &[&[u8]],
+    header: Option<&[u8]>,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let header = std::str::from_utf8(header).map_err(|_| SignatureError::Malformed)?;
     let hex = header
@@ -46,7 +61,9 @@ pub(crate) fn verify(
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
         return Err(SignatureError::Mismatch);
     };
-    mac.update(body);
+    for part in parts {
+        mac.update(part);
+    }
     mac.verify_slice(&expected)
         .map_err(|_| SignatureError::Mismatch)
 }

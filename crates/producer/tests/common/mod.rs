@@ -21,6 +21,8 @@ pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const GITHUB_SECRET: &str = "gh-hook-secret-for-tests";
 /// The token the mock GitHub accepts.
 pub const GITHUB_TOKEN: &str = "github_pat_test_0123456789";
+/// The machine's Redis (replay protection remembers delivery ids there).
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 /// The `/events` secret.
 pub const EVENTS_SECRET: &str = "gate-events-secret-for-tests";
 /// A fake AWS key id, split in the source so this file carries no key for scanners.
@@ -158,6 +160,8 @@ pub struct WebhookApp {
     pub events: Consumer,
     pub client: reqwest::Client,
     test_bus: TestBus,
+    /// Where the receiver remembers delivery ids (this test's key prefix).
+    pub replay_redis: gate_bus::Redis,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<Result<(), ProducerError>>,
 }
@@ -192,10 +196,19 @@ impl WebhookApp {
         let producer = Producer::connect(AMQP_URL, test_bus.settings.clone())
             .await
             .unwrap();
+        let replay_redis = gate_bus::Redis::open(
+            REDIS_URL,
+            gate_bus::RedisSettings {
+                key_prefix: format!("{}gate:", test_bus.settings.connection_name),
+                ..gate_bus::RedisSettings::default()
+            },
+        )
+        .unwrap();
         let deps = WebhookDeps {
             producer,
             secrets,
             context: ContextOptions::default(),
+            replay_store: Some(replay_redis.clone()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -209,6 +222,7 @@ impl WebhookApp {
             events,
             client: reqwest::Client::new(),
             test_bus,
+            replay_redis,
             shutdown: Some(shutdown),
             server,
         }
@@ -237,12 +251,25 @@ impl WebhookApp {
         self.post("/github", &headers, body).await
     }
 
-    /// A MergeEvent body to `/events`, signed with `secret`.
+    /// A MergeEvent body to `/events`, signed with `secret`, as a fresh delivery
+    /// stamped now.
     pub async fn post_event(&self, body: Vec<u8>, secret: &str) -> Answer {
-        let headers = [
-            ("content-type", "application/json".to_owned()),
-            ("x-gate-signature-256", sign(secret, &body)),
-        ];
+        let delivery = unique_prefix();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.post_event_stamped(body, secret, delivery.trim_end_matches('-'), now)
+            .await
+    }
+
+    /// A MergeEvent body to `/events` with this delivery id and timestamp, signed
+    /// with `secret` over `v1:<timestamp>:<delivery>:<body>`.
+    pub async fn post_event_stamped(
+        &self,
+        body: Vec<u8>,
+        secret: &str,
+        delivery: &str,
+        timestamp: i64,
+    ) -> Answer {
+        let headers = event_headers(&body, secret, delivery, timestamp);
         self.post("/events", &headers, body).await
     }
 
@@ -269,9 +296,30 @@ impl WebhookApp {
             .unwrap();
         served.unwrap();
         let WebhookApp {
-            events, test_bus, ..
+            events,
+            test_bus,
+            replay_redis,
+            ..
         } = self;
+        let _ = replay_redis.delete_all_keys().await;
         drop(events);
         test_bus.cleanup().await;
     }
+}
+
+/// The headers of a stamped `/events` delivery.
+pub fn event_headers(
+    body: &[u8],
+    secret: &str,
+    delivery: &str,
+    timestamp: i64,
+) -> Vec<(&'static str, String)> {
+    let mut signed = format!("v1:{timestamp}:{delivery}:").into_bytes();
+    signed.extend_from_slice(body);
+    vec![
+        ("content-type", "application/json".to_owned()),
+        ("x-gate-delivery", delivery.to_owned()),
+        ("x-gate-timestamp", timestamp.to_string()),
+        ("x-gate-signature-256", sign(secret, &signed)),
+    ]
 }
