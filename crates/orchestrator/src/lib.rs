@@ -17,14 +17,34 @@
 //! ends in [`WaitError`], which callers must treat as "no decision" (exit 3 in the
 //! binary), never as success.
 
+mod approvals;
 mod approve;
 mod deps;
 mod error;
 mod wait;
 mod watch;
 
+pub use approvals::{
+    approve_signed, ApprovalRequest, ApprovalSettings, SignedApproval, SigningKey,
+};
 pub use approve::approve;
 pub use deps::{OrchestratorDeps, OrchestratorSettings};
 pub use error::{ApproveError, WaitError, WatchError};
 pub use wait::{wait, WaitTarget};
 pub use watch::{watch, WatchEnd, WatchFilter, WatchFrom, WatchStop, Watched};
+
+/// The consumer span of a decision taken from the results exchange or the log: a
+/// child of the worker's publish span (the `traceparent` the decision carried),
+/// so `wait` and `watch` close the merge's trace.
+fn received_span(decision: &gate_core::Decision, traceparent: Option<&str>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "decision received",
+        otel.name = "gate.results receive",
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        event_id = %decision.event_id,
+        recommendation = %decision.recommendation,
+    );
+    gate_telemetry::trace::continue_trace(&span, traceparent);
+    span
+}

@@ -317,7 +317,10 @@ async fn take_if_matching(
 ) -> Result<Option<Decision>, BusError> {
     let decision = if target.may_match(delivery.message_id()) {
         match delivery.decision() {
-            Ok(decision) if target.matches(&decision) => Some(decision),
+            Ok(decision) if target.matches(&decision) => {
+                crate::received_span(&decision, delivery.traceparent()).in_scope(|| {});
+                Some(decision)
+            }
             Ok(_) => None,
             Err(rejection) => {
                 debug!(%rejection, routing_key = delivery.routing_key(), "skipping a message that is not a decision");

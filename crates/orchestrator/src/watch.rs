@@ -241,7 +241,8 @@ impl WatchState {
             match delivery.decision() {
                 Ok(decision) if filter.matches(&decision) => {
                     self.n_decisions += 1;
-                    flow = on_decision(Watched { decision, offset });
+                    let span = crate::received_span(&decision, delivery.traceparent());
+                    flow = span.in_scope(|| on_decision(Watched { decision, offset }));
                 }
                 Ok(_) => {}
                 Err(rejection) => {

@@ -271,6 +271,55 @@ impl ModelRetried<'_> {
     }
 }
 
+/// The fleet's shared rate-limit budget (Redis) cannot be reached: this process
+/// keeps to its share of the provider's limits until it can. Emitted once per
+/// outage and provider.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetLimitUnavailable<'a> {
+    /// `gen_ai.provider.name`.
+    pub provider: &'a str,
+    /// `provider/model`.
+    pub scope: &'a str,
+    /// The share of each limit kept to meanwhile.
+    pub share: f64,
+}
+
+impl FleetLimitUnavailable<'_> {
+    /// Logs a warning and counts the outage.
+    pub fn emit(self) {
+        metrics()
+            .fleet_limit_outages
+            .with_label_values(&[self.provider])
+            .inc();
+        tracing::warn!(
+            provider = self.provider,
+            scope = self.scope,
+            share = self.share,
+            "the fleet's rate-limit budget in Redis is unreachable: keeping to this worker's share of the limits until it is back"
+        );
+    }
+}
+
+/// The fleet's shared rate-limit budget is reachable again after an outage.
+#[derive(Debug, Clone, Copy)]
+pub struct FleetLimitRestored<'a> {
+    /// `gen_ai.provider.name`.
+    pub provider: &'a str,
+    /// `provider/model`.
+    pub scope: &'a str,
+}
+
+impl FleetLimitRestored<'_> {
+    /// Logs it.
+    pub fn emit(self) {
+        tracing::info!(
+            provider = self.provider,
+            scope = self.scope,
+            "the fleet's rate-limit budget in Redis is back: sharing the limits again"
+        );
+    }
+}
+
 /// A model request waited for its provider's rate limiter.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimitWaited<'a> {
@@ -320,5 +369,111 @@ impl NotificationResult {
         };
         metrics().notifications.with_label_values(&[result]).inc();
         tracing::debug!(result, "notification attempt");
+    }
+}
+
+/// The worker combined the verdicts of an analysis into a decision.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsensusReached {
+    /// The model verdicts disagreed (recommendations, or scores too far apart).
+    pub disagreed: bool,
+    /// The rules analyzer's floor raised the score.
+    pub floor_raised: bool,
+}
+
+impl ConsensusReached {
+    /// Counts a disagreement and a floor raise.
+    pub fn emit(self) {
+        let m = metrics();
+        if self.disagreed {
+            m.consensus_disagreements.inc();
+        }
+        if self.floor_raised {
+            m.rules_floor_raises.inc();
+        }
+        tracing::debug!(
+            disagreed = self.disagreed,
+            floor_raised = self.floor_raised,
+            "consensus reached"
+        );
+    }
+}
+
+/// What became of a merge event a producer publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerEvent {
+    /// Handed to the broker.
+    Enqueued,
+    /// Confirmed and routed by the broker.
+    Confirmed,
+    /// Not enqueued; `retryable` when trying again later may succeed.
+    Failed {
+        /// Broker unreachable or not confirming (true), or the event refused (false).
+        retryable: bool,
+    },
+}
+
+impl ProducerEvent {
+    /// Counts it.
+    pub fn emit(self) {
+        let m = metrics();
+        match self {
+            ProducerEvent::Enqueued => m.producer_enqueued.inc(),
+            ProducerEvent::Confirmed => m.producer_confirmed.inc(),
+            ProducerEvent::Failed { retryable } => m
+                .producer_failed
+                .with_label_values(&[if retryable { "retryable" } else { "rejected" }])
+                .inc(),
+        }
+    }
+}
+
+/// The webhook receiver answered a request.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// The request path; anything but the receiver's routes counts as `other`.
+    pub path: &'a str,
+    /// The HTTP status answered.
+    pub status: u16,
+}
+
+impl WebhookRequest<'_> {
+    /// Counts it.
+    pub fn emit(self) {
+        let route = match self.path {
+            "/github" => "github",
+            "/events" => "events",
+            "/healthz" => "healthz",
+            _ => "other",
+        };
+        metrics()
+            .webhook_requests
+            .with_label_values(&[route, &self.status.to_string()])
+            .inc();
+    }
+}
+
+/// The broker reported a queue's backlog and consumers.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueObserved<'a> {
+    /// The queue's name.
+    pub queue: &'a str,
+    /// Messages ready for delivery.
+    pub messages: u64,
+    /// Consumers subscribed.
+    pub consumers: u64,
+}
+
+impl QueueObserved<'_> {
+    /// Records it.
+    pub fn emit(self) {
+        let m = metrics();
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        m.queue_messages
+            .with_label_values(&[self.queue])
+            .set(gauge(self.messages));
+        m.queue_consumers
+            .with_label_values(&[self.queue])
+            .set(gauge(self.consumers));
     }
 }

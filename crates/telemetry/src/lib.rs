@@ -10,6 +10,12 @@
 //!   exposition format 0.0.4, and a `/metrics` endpoint serving it. Counting is
 //!   always on (a few atomics); nothing leaves the process unless an endpoint is
 //!   configured (`telemetry.metrics_listen`, or the worker's health listener).
+//! - [`Telemetry::start`]: OTLP/HTTP export (protobuf or JSON) when
+//!   `[telemetry]` or the standard `OTEL_*` variables name an endpoint: `tracing`
+//!   spans become OpenTelemetry spans, and the registry is pushed as OTLP metrics.
+//!   The guard it returns flushes both when the process ends.
+//! - [`trace`]: W3C `traceparent` in and out of spans, so one trace follows a
+//!   merge from the producer through the worker to `wait` and the notifier.
 //!
 //! Metric names follow OpenTelemetry's semantic conventions where they exist
 //! (`gen_ai.client.token.usage`, `gen_ai.client.operation.duration` and their
@@ -20,15 +26,22 @@
 //!
 //! Architecture invariant: this crate knows no domain type, queue or model
 //! provider; callers hand it plain labels and numbers. It is the only crate that
-//! knows the `prometheus` crate exists.
+//! knows the `prometheus` and `opentelemetry` crates exist.
 
 pub mod events;
 mod logging;
 mod metrics;
+mod otlp;
+mod push;
 mod serve;
 mod settings;
+pub mod trace;
 
 pub use logging::init_logging;
 pub use metrics::render;
-pub use serve::{respond as metrics_response, serve_metrics, CONTENT_TYPE};
-pub use settings::TelemetrySettings;
+pub use otlp::Telemetry;
+pub use serve::{
+    respond as metrics_response, serve_http_connection, serve_metrics, serve_metrics_with,
+    HttpLimits, CONTENT_TYPE,
+};
+pub use settings::{OtlpProtocol, TelemetrySettings};

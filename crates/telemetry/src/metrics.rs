@@ -71,13 +71,31 @@ pub(crate) struct Metrics {
     pub(crate) model_rate_limited: IntCounterVec,
     pub(crate) model_retries: IntCounterVec,
     pub(crate) model_rate_limit_wait: HistogramVec,
+    pub(crate) fleet_limit_outages: IntCounterVec,
     pub(crate) notifications: IntCounterVec,
+    pub(crate) consensus_disagreements: IntCounter,
+    pub(crate) rules_floor_raises: IntCounter,
+    pub(crate) producer_enqueued: IntCounter,
+    pub(crate) producer_confirmed: IntCounter,
+    pub(crate) producer_failed: IntCounterVec,
+    pub(crate) webhook_requests: IntCounterVec,
+    pub(crate) queue_messages: prometheus::IntGaugeVec,
+    pub(crate) queue_consumers: prometheus::IntGaugeVec,
 }
 
 /// The registry, created on first use.
 pub(crate) fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
+    METRICS.get_or_init(|| {
+        let metrics = Metrics::new();
+        metrics.touch_closed_label_sets();
+        metrics
+    })
+}
+
+/// The registry's current values, for the OTLP push.
+pub(crate) fn gather() -> Vec<prometheus::proto::MetricFamily> {
+    metrics().registry.gather()
 }
 
 /// Everything counted so far in this process, in the Prometheus text exposition
@@ -92,6 +110,29 @@ pub fn render() -> String {
 }
 
 impl Metrics {
+    /// Series whose label values are a closed set start at 0, as Prometheus
+    /// advises: `rate()` and `increase()` see the first one, and every name a
+    /// dashboard queries is served from the start.
+    fn touch_closed_label_sets(&self) {
+        for result in ["hit", "miss"] {
+            self.verdict_cache_lookups.with_label_values(&[result]);
+        }
+        self.broker_errors.with_label_values(&["publish"]);
+        for result in [
+            "delivered",
+            "failed",
+            "rate_limited",
+            "retried",
+            "dead_lettered",
+            "duplicate_skipped",
+        ] {
+            self.notifications.with_label_values(&[result]);
+        }
+        for reason in ["retryable", "rejected"] {
+            self.producer_failed.with_label_values(&[reason]);
+        }
+    }
+
     fn new() -> Metrics {
         let registry = Registry::new();
         let reg = Registrar(&registry);
@@ -195,10 +236,51 @@ impl Metrics {
                 &["gen_ai_provider_name"],
                 WAIT_SECONDS_BUCKETS,
             ),
+            fleet_limit_outages: reg.counter_vec(
+                "deploy_gate_fleet_rate_limit_outages_total",
+                "Times the fleet's shared rate-limit budget in Redis became unreachable and this process fell back to its share of a provider's limits.",
+                &["gen_ai_provider_name"],
+            ),
             notifications: reg.counter_vec(
                 "deploy_gate_notifications_total",
                 "Notifier delivery attempts by result: delivered, failed, rate_limited (429), retried, dead_lettered, duplicate_skipped.",
                 &["result"],
+            ),
+            consensus_disagreements: reg.counter(
+                "deploy_gate_consensus_disagreements_total",
+                "Decisions whose model verdicts disagreed (different recommendations, or scores further apart than consensus.max_spread).",
+            ),
+            rules_floor_raises: reg.counter(
+                "deploy_gate_rules_floor_raises_total",
+                "Decisions whose score the rules analyzer's floor raised above what the models said.",
+            ),
+            producer_enqueued: reg.counter(
+                "deploy_gate_producer_events_enqueued_total",
+                "Merge events a producer (enqueue, the webhook, the library) handed to the broker.",
+            ),
+            producer_confirmed: reg.counter(
+                "deploy_gate_producer_events_confirmed_total",
+                "Merge events the broker confirmed and routed.",
+            ),
+            producer_failed: reg.counter_vec(
+                "deploy_gate_producer_events_failed_total",
+                "Merge events not enqueued, by reason: retryable (broker unreachable, not confirmed) or rejected (oversized, unroutable).",
+                &["reason"],
+            ),
+            webhook_requests: reg.counter_vec(
+                "deploy_gate_webhook_requests_total",
+                "Requests to the webhook receiver, by route (github, events, healthz, other) and HTTP status answered.",
+                &["route", "status"],
+            ),
+            queue_messages: reg.gauge_vec(
+                "deploy_gate_queue_messages",
+                "Messages ready in a queue, as the broker last reported them to this worker.",
+                &["queue"],
+            ),
+            queue_consumers: reg.gauge_vec(
+                "deploy_gate_queue_consumers",
+                "Consumers of a queue, as the broker last reported them to this worker.",
+                &["queue"],
             ),
             registry,
         }
@@ -225,6 +307,13 @@ impl Registrar<'_> {
     #[allow(clippy::expect_used)]
     fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
         self.register(IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric"))
+    }
+
+    #[allow(clippy::expect_used)]
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> prometheus::IntGaugeVec {
+        self.register(
+            prometheus::IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric"),
+        )
     }
 
     #[allow(clippy::expect_used)]

@@ -12,8 +12,10 @@
 //! builds the same commit ids on any machine.
 
 pub mod github;
+pub mod otlp;
 pub mod proxy;
 mod repo;
 pub mod slack;
+pub mod tls;
 
 pub use repo::TestRepo;

@@ -29,6 +29,14 @@
 //!    measured in 1, paced (open loop); each event's latency runs from just before its
 //!    `enqueue` call to the moment the observer receives its decision: p50 and p99.
 //!
+//! 5. **Telemetry overhead.** (`DEPLOY_GATE_BENCH_OTLP=0` skips it.) Step 1 again,
+//!    then the same with OTLP export on (`gate_telemetry::Telemetry`, protocol from
+//!    `OTEL_EXPORTER_OTLP_PROTOCOL`, default http/protobuf) toward an in-process
+//!    OTLP/HTTP receiver (gate-testkit): every span of every event (producer,
+//!    worker, cache lookup, model call, consensus, publish) and the metrics every
+//!    5 s. Both rates, the loss (target: under 5 %) and the spans received. Last,
+//!    because the tracing subscriber it installs stays for the rest of the process.
+//!
 //! Under 1, 1b and 2 a `cpu` line says where the CPU went per event: this process
 //! (worker, producer, observer and the mock model), RabbitMQ and Redis, read from
 //! `/proc`, and how busy other processes kept the machine meanwhile; on a shared
@@ -108,6 +116,8 @@ struct Settings {
     n_publishers: usize,
     n_latency_events: usize,
     n_warm_up: usize,
+    /// Step 5: the gate rate again, then with OTLP export on.
+    otlp: bool,
 }
 
 impl Settings {
@@ -118,6 +128,7 @@ impl Settings {
             n_publishers: env_or("DEPLOY_GATE_BENCH_PUBLISHERS", 16)?,
             n_latency_events: env_or("DEPLOY_GATE_BENCH_LATENCY_EVENTS", 1_000)?,
             n_warm_up: env_or("DEPLOY_GATE_BENCH_WARM_UP", 100)?,
+            otlp: env_or("DEPLOY_GATE_BENCH_OTLP", 1u8)? != 0,
         };
         ensure!(
             settings.n_events > 0 && settings.concurrency > 0 && settings.n_publishers > 0,
@@ -527,7 +538,77 @@ async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
             latency.achieved_rate
         );
     }
+    if settings.otlp {
+        overhead(settings, world, &mut variants, &per_call, &cpu).await?;
+    }
     println!();
+    Ok(())
+}
+
+/// Step 5: the gate rate without and then with OTLP export, back to back.
+async fn overhead(
+    settings: &Settings,
+    world: &mut World,
+    variants: &mut Variants,
+    door: &Door,
+    cpu: &CpuMeter,
+) -> Result<()> {
+    let events = variants.events("plain", settings.n_events);
+    let cpu_before = cpu.sample();
+    let plain = run_gate(world, events, door, settings.n_publishers).await?;
+    let plain_cpu = cpu.since(&cpu_before, settings.n_events);
+
+    let receiver = gate_testkit::otlp::OtlpReceiver::start()
+        .await
+        .context("the in-process OTLP receiver")?;
+    let endpoint = receiver.endpoint();
+    let telemetry = gate_telemetry::Telemetry::start_with_env(
+        &gate_telemetry::TelemetrySettings::default(),
+        "bench",
+        &|name| match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+            "OTEL_METRIC_EXPORT_INTERVAL" => Some("5000".to_string()),
+            _ => std::env::var(name).ok(),
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    let events = variants.events("otlp", settings.n_events);
+    let cpu_before = cpu.sample();
+    let exported = run_gate(world, events, door, settings.n_publishers).await?;
+    let exported_cpu = cpu.since(&cpu_before, settings.n_events);
+    // The last batches leave at shutdown (a blocking call: off the runtime).
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .context("flushing the exporters")?;
+    let spans = receiver.spans().len();
+    let protocol = receiver
+        .content_types()
+        .first()
+        .cloned()
+        .unwrap_or_default();
+
+    let loss = 1.0 - exported.rate() / plain.rate();
+    println!(
+        "5. otlp   : {:>8.0} events/s without export, {:>8.0} events/s with OTLP export: loss {:.1} % \
+         (target < 5 %): {}",
+        plain.rate(),
+        exported.rate(),
+        loss * 100.0,
+        if loss < 0.05 { "PASS" } else { "FAIL" }
+    );
+    println!(
+        "   export : {spans} spans received ({} expected: 6 per event), {} metric exports, as {protocol}; \
+         refused {}",
+        6 * settings.n_events,
+        receiver
+            .metrics()
+            .iter()
+            .filter(|m| m.name == "deploy_gate_events_received")
+            .count(),
+        receiver.refused().len()
+    );
+    println!("   cpu    : without {plain_cpu}");
+    println!("            with    {exported_cpu}");
     Ok(())
 }
 

@@ -155,6 +155,44 @@ async fn metrics_count_decisions_cache_tokens_and_cost_after_a_known_sequence_of
     assert!((exported - cost).abs() < 1e-9, "{exported} vs {cost}");
     assert!(body.contains("# TYPE gen_ai_client_token_usage histogram"));
 
+    // The consensus of the three analyses (one model: never a disagreement; the
+    // destructive migration's rules floor may lift the model's score).
+    let decided = [&docs, &again, &drop];
+    let floor_raises = decided.iter().filter(|d| d.consensus.floor_applied).count();
+    let disagreements = decided.iter().filter(|d| !d.consensus.agreed).count();
+    #[allow(clippy::cast_precision_loss)]
+    for (series, expected) in [
+        ("deploy_gate_rules_floor_raises_total", floor_raises as f64),
+        (
+            "deploy_gate_consensus_disagreements_total",
+            disagreements as f64,
+        ),
+    ] {
+        assert_eq!(sample(&body, series), expected, "{series}");
+    }
+    // The broker's view of the queues, read when the session started: this worker
+    // consumes the events queue, nobody the dead-letter queue.
+    let topology = fleet.topology();
+    for (series, expected) in [
+        (
+            format!(
+                "deploy_gate_queue_consumers{{queue=\"{}\"}}",
+                topology.events_queue
+            ),
+            1.0,
+        ),
+        (
+            format!(
+                "deploy_gate_queue_consumers{{queue=\"{}\"}}",
+                topology.dead_letter_queue
+            ),
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&body, &series), expected, "{series}");
+    }
+    assert!(body.contains("# TYPE deploy_gate_queue_messages gauge"));
+
     worker.stop().await.0.unwrap();
     fleet.cleanup().await;
 }
