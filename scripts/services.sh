@@ -50,6 +50,50 @@ start_rabbitmq() {
   fi
 }
 
+# Test tools from Debian's packages, installed here when missing: headless Chromium
+# and chromedriver (the status page's end-to-end test drives them) and Prometheus
+# (the canary judge's Prometheus source is tested against the real server; the
+# package's own service is not started: the test runs its own). Under CI a failed
+# install fails the run; elsewhere the test that needs the tool fails and says why.
+have_tools() {
+  command -v "${DEPLOY_GATE_TEST_CHROMIUM:-chromium}" >/dev/null 2>&1 &&
+    command -v "${DEPLOY_GATE_TEST_CHROMEDRIVER:-chromedriver}" >/dev/null 2>&1 &&
+    command -v "${DEPLOY_GATE_PROMETHEUS_BIN:-prometheus}" >/dev/null 2>&1
+}
+
+install_tools() {
+  local sudo=()
+  if (( $(id -u) != 0 )); then
+    command -v sudo >/dev/null 2>&1 || return 1
+    sudo=(sudo -n)
+  fi
+  command -v apt-get >/dev/null 2>&1 || return 1
+  local packages=(chromium chromium-driver prometheus)
+  echo "services: installing ${packages[*]} (the status page and canary tests use them)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # Keep the package's own services stopped: tests start what they need.
+  local policy=/usr/sbin/policy-rc.d made_policy=""
+  if [[ ! -e $policy ]] && (( $(id -u) == 0 )); then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+  fi
+  local status=0
+  "${sudo[@]}" apt-get install -y "${packages[@]}" >&2 ||
+    { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" apt-get install -y "${packages[@]}" >&2; } ||
+    status=$?
+  [[ -n $made_policy ]] && rm -f "$policy"
+  return "$status"
+}
+
+if ! have_tools; then
+  if ! { install_tools && have_tools; }; then
+    if [[ "${CI:-}" == "true" ]]; then
+      echo "services: chromium, chromedriver or prometheus is missing and could not be installed (apt-get install chromium chromium-driver prometheus); the status page and canary tests need them" >&2
+      exit 1
+    fi
+    echo "services: warning: chromium, chromedriver or prometheus is missing and could not be installed; the dashboard and canary Prometheus tests will fail (apt-get install chromium chromium-driver prometheus)" >&2
+  fi
+fi
+
 listening "$REDIS_PORT" || start_redis
 listening "$AMQP_PORT" || start_rabbitmq
 wait_for Redis "$REDIS_PORT" 30
