@@ -384,6 +384,7 @@ mod tests {
             cost_usd: Some(0.0),
             cached: false,
             decided_at: "2026-01-01T00:00:00Z".into(),
+            produced_at: None,
             context: ContextSummary {
                 n_files: 1,
                 n_commits: 1,

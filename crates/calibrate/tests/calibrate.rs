@@ -85,6 +85,7 @@ fn decision(event_id: &str, band: Band, categories: &[Category]) -> Decision {
         cost_usd: Some(0.0),
         cached: false,
         decided_at: "2026-03-01T09:00:00Z".into(),
+        produced_at: None,
         context: ContextSummary {
             n_files: 1,
             n_commits: 1,

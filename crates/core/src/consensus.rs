@@ -283,6 +283,7 @@ pub fn decide(inputs: DecisionInputs<'_>, rules: Verdict, models: Vec<ModelOutco
         usage,
         cached: false,
         decided_at: decided_at.to_string(),
+        produced_at: None,
         context: ContextSummary::of(context),
         approval: None,
     }

@@ -161,6 +161,11 @@ pub struct Decision {
     pub cached: bool,
     /// When the decision was made (RFC 3339).
     pub decided_at: String,
+    /// When the merge event it answers was produced (RFC 3339), so a reader can
+    /// tell the end-to-end decision time; absent on decisions made outside the
+    /// fleet (`check`) and on those written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produced_at: Option<String>,
     /// What the gate saw of the change.
     pub context: ContextSummary,
     /// Set when a person approved or overrode the automatic decision; this decision
@@ -198,8 +203,31 @@ pub struct Notification {
     pub channel: String,
     /// The most severe risk of the decision (`info` when there is none).
     pub severity: crate::Severity,
-    /// The decision itself.
+    /// The decision itself (for a canary notice: the deploy decision the canary
+    /// judged, whose rollback plan it carries).
     pub decision: Decision,
+    /// Set when the notification is about a canary judgement rather than the deploy
+    /// decision: the notifier then leads with the canary's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryNotice>,
+}
+
+/// What a canary judgement tells people ([`Notification::canary`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryNotice {
+    /// The canary's result: `rollback`, `continue` or `promote`.
+    pub result: String,
+    /// The canary's name.
+    pub canary: String,
+    /// The baseline's name.
+    pub baseline: String,
+    /// Weighted score 0–100 over the metrics with data; `None` when none had data.
+    pub score: Option<f64>,
+    /// What moved and why the result is what it is.
+    pub summary: String,
+    /// The metrics that failed, each with how it moved.
+    pub failed: Vec<String>,
 }
 
 impl Decision {

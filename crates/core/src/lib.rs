@@ -27,7 +27,7 @@ pub use context::{
     SecretFinding,
 };
 pub use decision::{
-    Approval, Consensus, ContextSummary, Decision, Notification, Usage, Verdict,
+    Approval, CanaryNotice, Consensus, ContextSummary, Decision, Notification, Usage, Verdict,
     DECISION_SCHEMA_VERSION, NOTIFICATION_SCHEMA_VERSION,
 };
 pub use decision::{

@@ -7,7 +7,7 @@
 //! characters per section text, 2000 per field, 150 per header) with a note saying
 //! so, because Slack refuses the whole message when one limit is exceeded.
 
-use gate_core::{Decision, Notification, Recommendation, Risk, Severity};
+use gate_core::{CanaryNotice, Decision, Notification, Recommendation, Risk, Severity};
 use serde_json::{json, Value};
 
 /// Slack's limit on blocks per message.
@@ -35,6 +35,9 @@ const TRUNCATED: &str = "… (truncated)";
 
 /// The message body for a Slack incoming webhook.
 pub(crate) fn message(notification: &Notification) -> Value {
+    if let Some(canary) = &notification.canary {
+        return canary_message(notification, canary);
+    }
     let decision = &notification.decision;
     let mut blocks = vec![header(decision)];
     if let Some(approval) = &decision.approval {
@@ -93,6 +96,92 @@ pub(crate) fn message(notification: &Notification) -> Value {
     }
     json!({
         "text": fallback(decision),
+        "blocks": blocks,
+        "unfurl_links": false,
+        "unfurl_media": false,
+    })
+}
+
+/// A canary judgement: its result and score lead, then what moved, the failed
+/// metrics and the deploy decision's rollback plan.
+fn canary_message(notification: &Notification, canary: &CanaryNotice) -> Value {
+    let decision = &notification.decision;
+    let result = canary.result.to_uppercase();
+    let score = canary
+        .score
+        .map_or_else(|| "no data".to_string(), |score| format!("{score:.0}/100"));
+    let emoji = match canary.result.as_str() {
+        "rollback" => ":rewind:",
+        "promote" => ":white_check_mark:",
+        _ => ":hourglass_flowing_sand:",
+    };
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {
+            "type": "plain_text",
+            "text": cut(&format!("{emoji} CANARY {result} · score {score}"), MAX_HEADER_CHARS),
+            "emoji": true,
+        },
+    })];
+    blocks.push(json!({
+        "type": "section",
+        "fields": [
+            field(&format!("*Repository*\n{}", escape(&decision.repo))),
+            field(&format!("*Commit*\n{}", code(&short_sha(&decision.head)))),
+            field(&format!("*Canary*\n{}", escape(&canary.canary))),
+            field(&format!("*Baseline*\n{}", escape(&canary.baseline))),
+        ],
+    }));
+    blocks.push(section(&format!(
+        "*What moved*\n{}",
+        escape(canary.summary.trim())
+    )));
+    if !canary.failed.is_empty() {
+        let lines: Vec<String> = canary
+            .failed
+            .iter()
+            .take(MAX_ROLLBACK_SHOWN)
+            .map(|metric| format!("• {}", escape(metric)))
+            .collect();
+        let more = canary.failed.len().saturating_sub(lines.len());
+        let mut text = format!("*Failed metrics*\n{}", lines.join("\n"));
+        if more > 0 {
+            text.push_str(&format!("\n_…and {more} more_"));
+        }
+        blocks.push(section(&text));
+    }
+    blocks.push(json!({"type": "divider"}));
+    if !decision.rollback_notes.is_empty() {
+        blocks.push(section(&rollback(&decision.rollback_notes)));
+    }
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{
+            "type": "mrkdwn",
+            "text": fit(
+                &format!(
+                    "{} · deploy risk {}/100 ({}) · judged {} · deploy-gate canary",
+                    code(&notification.event_id),
+                    decision.risk_score,
+                    decision.recommendation,
+                    escape(&decision.decided_at),
+                ),
+                MAX_SECTION_CHARS
+            ),
+        }],
+    }));
+    json!({
+        "text": fit(
+            &format!(
+                "CANARY {result}: {} at {} ({} vs {}), score {score}. {}",
+                escape(&decision.repo),
+                short_sha(&decision.head),
+                escape(&canary.canary),
+                escape(&canary.baseline),
+                escape(canary.summary.trim())
+            ),
+            MAX_FALLBACK_CHARS,
+        ),
         "blocks": blocks,
         "unfurl_links": false,
         "unfurl_media": false,
@@ -309,6 +398,7 @@ mod tests {
             cost_usd: Some(0.0),
             cached: false,
             decided_at: "2025-01-01T00:00:01Z".into(),
+            produced_at: None,
             context: ContextSummary {
                 n_files: 1,
                 n_commits: 1,
@@ -329,6 +419,7 @@ mod tests {
             channel: "ops".into(),
             severity: Severity::Critical,
             decision,
+            canary: None,
         }
     }
 
@@ -391,6 +482,45 @@ mod tests {
         }
         let fallback = message["text"].as_str().expect("text fallback");
         assert!(fallback.starts_with("BLOCK: acme/shop at 0123456 scored 92/100."));
+    }
+
+    #[test]
+    fn a_canary_rollback_leads_with_the_canary_not_the_deploy_verdict() {
+        let mut notification = notification(decision(
+            "Adds a column.",
+            Vec::new(),
+            vec!["git revert 0123456789ab".into()],
+        ));
+        notification.canary = Some(CanaryNotice {
+            result: "rollback".into(),
+            canary: "shop-canary".into(),
+            baseline: "shop-baseline".into(),
+            score: Some(42.4),
+            summary: "error_rate rose 98 % on the canary.".into(),
+            failed: vec!["error_rate (critical): high, +98.0 %".into()],
+        });
+        let message = message(&notification);
+        let header = message["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            header.contains("CANARY ROLLBACK · score 42/100"),
+            "{header}"
+        );
+        assert!(!header.contains("BLOCK"), "{header}");
+        let all = texts(&message).join("\n");
+        for expected in [
+            "shop-canary",
+            "shop-baseline",
+            "error_rate rose 98 % on the canary.",
+            "• error_rate (critical): high, +98.0 %",
+            "• `git revert 0123456789ab`",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in {all}");
+        }
+        let fallback = message["text"].as_str().unwrap();
+        assert!(
+            fallback.starts_with("CANARY ROLLBACK: acme/shop at 0123456"),
+            "{fallback}"
+        );
     }
 
     #[test]
