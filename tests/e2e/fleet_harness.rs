@@ -32,6 +32,9 @@ use crate::harness::{gate, Run};
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The machine's Redis.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+/// The shared approval key of every test fleet (obviously fake); the approvers
+/// are alice and bob.
+pub const APPROVALS_KEY: &str = "e2e-approvals-key-not-a-secret";
 /// The repository name every test's events carry.
 pub const REPO_NAME: &str = "acme/shop";
 
@@ -188,7 +191,8 @@ impl Fleet {
             .env("ANTHROPIC_BASE_URL", self.mock.anthropic_base_url())
             .env("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
             .env("SLACK_WEBHOOK_URL", &self.slack_url)
-            .env("DEPLOY_GATE_LOG", "info");
+            .env("DEPLOY_GATE_LOG", "info")
+            .env("DEPLOY_GATE__APPROVALS__SIGNING_KEY", APPROVALS_KEY);
         cmd
     }
 
@@ -404,6 +408,38 @@ impl Fleet {
                         "only {} of {n} dead letters within {timeout:?}: {seen:#?}",
                         seen.len()
                     ),
+                };
+                seen.push(DeadLetter {
+                    message_id: delivery.message_id().map(str::to_owned),
+                    reason: delivery
+                        .header(gate_bus::GATE_ERROR_HEADER)
+                        .map(str::to_owned),
+                    payload: delivery.payload().to_vec(),
+                });
+                delivery.ack().await.unwrap();
+            }
+            let _ = consumer.cancel().await;
+            let _ = bus.close().await;
+            seen
+        })
+    }
+
+    /// Reads the test's dead-letter queue (acking) until nothing arrives for
+    /// `quiet`: everything dead-lettered so far, however many that is.
+    pub fn drain_dead_letters(&self, quiet: Duration) -> Vec<DeadLetter> {
+        self.block_on(async {
+            let bus = Bus::connect(AMQP_URL, self.bus_settings.clone())
+                .await
+                .unwrap();
+            let mut consumer = bus
+                .consume(&self.topology().dead_letter_queue, 50)
+                .await
+                .unwrap();
+            let mut seen = Vec::new();
+            while let Ok(next) = tokio::time::timeout(quiet, consumer.next()).await {
+                let delivery = match next {
+                    Some(Ok(delivery)) => delivery,
+                    other => panic!("dead-letter consumer ended: {:?}", other.map(|r| r.err())),
                 };
                 seen.push(DeadLetter {
                     message_id: delivery.message_id().map(str::to_owned),
@@ -661,6 +697,36 @@ pub fn assert_valid_decision(decision: &Value) {
     );
 }
 
+/// The deploy context of the repository's last commit, as `enqueue` builds it.
+pub fn context_of(repo: &TestRepo) -> gate_core::DeployContext {
+    struct NoVisitor;
+    impl gate_core::DiffVisitor for NoVisitor {
+        fn line(&mut self, _: &gate_core::ChangedFile, _: gate_core::LineKind, _: u32, _: &str) {}
+    }
+    gate_git::build_context(
+        repo.path(),
+        &gate_git::Range::default(),
+        &gate_git::ContextOptions {
+            repo_name: Some(REPO_NAME.to_string()),
+            ..gate_git::ContextOptions::default()
+        },
+        &gate_core::Redactor::new(),
+        &mut NoVisitor,
+    )
+    .unwrap()
+}
+
+/// A merge event for `context`, as an event bus calling the producer library
+/// builds it.
+pub fn merge_event(event_id: &str, context: &gate_core::DeployContext) -> MergeEvent {
+    gate_producer::merge_event(
+        context.clone(),
+        Some(event_id.to_string()),
+        Some("refs/heads/main".to_string()),
+        "e2e",
+    )
+}
+
 /// A repository whose history starts with a small application; tests add the
 /// change they need as the last commit.
 pub fn app_repo() -> TestRepo {
@@ -839,6 +905,9 @@ reconnect_backoff_ms = 100
 [notify.channels.deploys]
 kind = "slack"
 webhook_url_env = "SLACK_WEBHOOK_URL"
+
+[approvals]
+approvers = ["alice", "bob"]
 
 [orchestrator]
 reconnect_backoff_initial_ms = 50

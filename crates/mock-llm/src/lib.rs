@@ -74,7 +74,28 @@ pub struct MockConfig {
     /// only a fault wins over it. Two servers reading the same change can then
     /// disagree, as the consensus tests need.
     pub verdict_score: Option<u64>,
+    /// Percent of API requests (0–100) that fail with a fault drawn from
+    /// [`MIXED_FAULTS`] (429 with `retry-after`, 5xx, a hang until the client times
+    /// out, malformed output), when no fault is queued or scripted: the flaky
+    /// provider of the chaos suite.
+    pub fault_percent: u8,
+    /// Seed of those draws: the same seed and request order fail the same requests
+    /// with the same faults.
+    pub fault_seed: u64,
 }
+
+/// The faults [`MockConfig::fault_percent`] draws from, equally likely.
+pub const MIXED_FAULTS: [Fault; 7] = [
+    Fault::RateLimited {
+        retry_after_secs: 1,
+    },
+    Fault::ServerError,
+    Fault::Overloaded,
+    Fault::GatewayTimeout,
+    Fault::Hang,
+    Fault::MalformedJson,
+    Fault::SchemaViolation,
+];
 
 /// One request as it arrived, for assertions on what left the client.
 #[derive(Debug, Clone, Serialize)]
@@ -98,6 +119,10 @@ pub struct Stats {
     pub n_ok: u64,
     /// Answered 429 because of the mock's own limits.
     pub n_rate_limited: u64,
+    /// Answered with a fault (queued, scripted by a marker, or drawn for
+    /// [`MockConfig::fault_percent`]), including the ones answered 200 with a
+    /// malformed body.
+    pub n_faults: u64,
 }
 
 struct Bucket {
@@ -158,6 +183,8 @@ struct Inner {
     request_bucket: Option<Bucket>,
     token_bucket: Option<Bucket>,
     n_ids: u64,
+    /// Draws made for [`MockConfig::fault_percent`] so far.
+    n_draws: u64,
 }
 
 /// State shared by the connections and the handle.
@@ -198,12 +225,29 @@ impl Shared {
         }
     }
 
-    /// The fault for this request: a queued one, else a `MOCK:fault=` marker.
+    /// The fault for this request: a queued one, else a `MOCK:fault=` marker, else
+    /// one drawn for [`MockConfig::fault_percent`].
     pub(crate) fn take_fault(&self, text: &str) -> Option<Fault> {
-        if let Some(fault) = self.lock().faults.pop_front() {
+        let mut inner = self.lock();
+        let queued = inner.faults.pop_front();
+        if let Some(fault) =
+            queued.or_else(|| script::marker(text, "fault").and_then(Fault::from_marker))
+        {
+            inner.stats.n_faults += 1;
             return Some(fault);
         }
-        script::marker(text, "fault").and_then(Fault::from_marker)
+        let percent = u64::from(inner.config.fault_percent.min(100));
+        if percent == 0 {
+            return None;
+        }
+        inner.n_draws += 1;
+        let draw = splitmix64(inner.config.fault_seed ^ inner.n_draws.wrapping_mul(0x9E37_79B9));
+        if draw % 100 >= percent {
+            return None;
+        }
+        let pick = (draw / 100) % MIXED_FAULTS.len() as u64;
+        inner.stats.n_faults += 1;
+        Some(MIXED_FAULTS[pick as usize].clone())
     }
 
     /// Admits a request of `tokens` input tokens, or says how long to wait.
@@ -440,6 +484,15 @@ fn reset(shared: &Shared) {
         config,
         ..Inner::default()
     };
+}
+
+/// A well-mixed 64-bit hash of `state` (SplitMix64's finalizer): the mock's
+/// seeded randomness, without a dependency.
+fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 pub(crate) type Reply = Response<Full<Bytes>>;

@@ -9,13 +9,17 @@ use gate_mock_llm::{MockConfig, MockServer};
 
 const USAGE: &str = "usage: deploy-gate-mock-llm [--listen 127.0.0.1:PORT] [--latency-ms N] [--rpm N] [--tpm N] [--api-key KEY]
                             [--obey-instructions] [--verdict-score N]
+                            [--fault-percent N] [--fault-seed N]
 
 A mock model server speaking the Anthropic Messages and OpenAI chat-completions
 wire formats. Control it at runtime with POST /_mock/faults, POST /_mock/config,
 GET /_mock/requests, GET /_mock/stats, POST /_mock/reset.
 --obey-instructions plays the worst-case model: it obeys any instruction it finds
 in a request (deploy at score 0). --verdict-score N answers every request with a
-verdict at score N, whatever it says (run two to make them disagree).";
+verdict at score N, whatever it says (run two to make them disagree).
+--fault-percent N fails N % of requests with mixed faults (429 with retry-after,
+500, 529, 504, a hang, malformed JSON, a schema-breaking verdict), drawn from
+--fault-seed N (default 0), so a run can be replayed.";
 
 fn parse(args: &[String]) -> Result<(SocketAddr, MockConfig), String> {
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8089));
@@ -47,6 +51,14 @@ fn parse(args: &[String]) -> Result<(SocketAddr, MockConfig), String> {
             "--api-key" => config.api_key = Some(value()?),
             "--obey-instructions" => config.obey_instructions = true,
             "--verdict-score" => config.verdict_score = Some(number(value()?)?.min(100)),
+            "--fault-percent" => {
+                let percent = number(value()?)?;
+                if percent > 100 {
+                    return Err(format!("{flag}: {percent} is above 100"));
+                }
+                config.fault_percent = percent as u8;
+            }
+            "--fault-seed" => config.fault_seed = number(value()?)?,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }

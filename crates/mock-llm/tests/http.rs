@@ -109,3 +109,69 @@ async fn the_mocks_own_limit_answers_429_with_retry_after_and_headers() {
     assert_eq!(last.headers()["x-ratelimit-remaining-requests"], "0");
     assert_eq!(mock.stats().n_rate_limited, 1);
 }
+
+/// Statuses of `n` OpenAI requests in a row; 0 for one the mock never answered.
+async fn statuses_of(mock: &MockServer, n: usize) -> Vec<u16> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .expect("an HTTP client");
+    let request = json!({"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]});
+    let mut statuses = Vec::with_capacity(n);
+    for _ in 0..n {
+        let sent = client
+            .post(format!("{}/chat/completions", mock.openai_base_url()))
+            .bearer_auth("k")
+            .json(&request)
+            .send()
+            .await;
+        let status = match sent {
+            Err(error) if error.is_timeout() => 0,
+            Err(error) => panic!("{error}"),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                // A 200 whose body is not a chat completion is a malformed answer.
+                let text = response.text().await.expect("a body");
+                // 200 with a body that is not a chat completion (1), or with a
+                // verdict that breaks the schema (2), is a fault too.
+                let verdict = |body: &Value| -> Option<Value> {
+                    serde_json::from_str(body["choices"][0]["message"]["content"].as_str()?).ok()
+                };
+                match serde_json::from_str::<Value>(&text) {
+                    _ if status != 200 => status,
+                    Ok(body) => match verdict(&body) {
+                        Some(v) if v["risk_score"].as_u64().is_some_and(|s| s <= 100) => 200,
+                        _ => 2,
+                    },
+                    Err(_) => 1,
+                }
+            }
+        };
+        statuses.push(status);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_fault_percent_fails_about_that_share_of_requests_with_mixed_faults_replayable_by_seed() {
+    let config = MockConfig {
+        fault_percent: 20,
+        fault_seed: 7,
+        ..Default::default()
+    };
+    let mock = MockServer::start(config.clone()).await.unwrap();
+    let first = statuses_of(&mock, 200).await;
+    let n_failed = first.iter().filter(|&&status| status != 200).count();
+    assert_eq!(mock.stats().n_faults, n_failed as u64, "{first:?}");
+    assert!(
+        (20..=60).contains(&n_failed),
+        "{n_failed} of 200 requests failed at 20 %: {first:?}"
+    );
+    let kinds: std::collections::BTreeSet<u16> =
+        first.iter().copied().filter(|&s| s != 200).collect();
+    assert!(kinds.len() >= 4, "mixed faults: {kinds:?}");
+    let again = statuses_of(&MockServer::start(config).await.unwrap(), 200).await;
+    assert_eq!(first, again, "the same seed fails the same requests");
+    let healthy = statuses_of(&start().await, 20).await;
+    assert!(healthy.iter().all(|&status| status == 200), "{healthy:?}");
+}

@@ -36,6 +36,7 @@ const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(30);
 struct Shared {
     targets: Targets,
     in_flight: InFlight,
+    recently_delivered: RecentlyDelivered,
     policy: RetryPolicy,
     stats: NotifierStats,
     max_payload_bytes: usize,
@@ -64,7 +65,9 @@ struct Shared {
 ///   mark are not one atomic claim).
 ///
 /// While Redis is down every notification is delivered without the check (at
-/// least once), counted in `dedup_unavailable`. Generic webhooks get an
+/// least once), counted in `dedup_unavailable`, unless this process delivered it
+/// in the last 10 minutes (it remembers its own deliveries: the copy the broker
+/// gives back after the notifier's connection dropped). Generic webhooks get an
 /// `Idempotency-Key: <channel>:<event id>` header so the receiver can drop such a
 /// duplicate; Slack has no such header.
 ///
@@ -88,6 +91,9 @@ pub async fn run(
     let shared = Arc::new(Shared {
         targets,
         in_flight: InFlight::default(),
+        recently_delivered: RecentlyDelivered::new(Duration::from_secs(
+            settings.dedup_ttl_secs.min(RECENTLY_DELIVERED_SECS),
+        )),
         policy: RetryPolicy::from_settings(&settings),
         stats: deps.stats.clone(),
         max_payload_bytes: deps.bus.max_payload_bytes,
@@ -297,8 +303,26 @@ fn report_panic(joined: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// One notification, from delivery to ack.
+/// One notification, from delivery to ack, in a consumer span that continues the
+/// merge's trace (the `traceparent` the worker put on the notification).
 async fn handle(
+    shared: Arc<Shared>,
+    delivery: Delivery,
+    permit: OwnedSemaphorePermit,
+    deadline: Deadline,
+) {
+    let span = tracing::info_span!(
+        "notify",
+        otel.name = "gate.notifications process",
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        event_id = delivery.message_id().unwrap_or("-"),
+    );
+    gate_telemetry::trace::continue_trace(&span, delivery.traceparent());
+    tracing::Instrument::instrument(handle_traced(shared, delivery, permit, deadline), span).await;
+}
+
+async fn handle_traced(
     shared: Arc<Shared>,
     delivery: Delivery,
     _permit: OwnedSemaphorePermit,
@@ -329,10 +353,17 @@ async fn handle(
     // Two copies of one notification in this process at once (published twice,
     // or redelivered while the first is still being posted): the second waits for
     // the first, then finds its mark.
-    let _in_flight = shared
-        .in_flight
-        .lock(format!("{}\n{delivery_id}", target.channel))
-        .await;
+    let in_flight_key = format!("{}\n{delivery_id}", target.channel);
+    let _in_flight = shared.in_flight.lock(in_flight_key.clone()).await;
+    // This process posted it moments ago and lost the broker connection before
+    // the ack: the copy the broker gave back is skipped even when Redis cannot
+    // say (its mark may not have been written).
+    if shared.recently_delivered.contains(&in_flight_key) {
+        shared.stats.duplicate_skipped();
+        tracing::info!(event_id, channel = %target.channel, "delivered by this notifier moments ago; skipping the redelivered copy");
+        settle(delivery.ack().await, event_id);
+        return;
+    }
     let mut without_marks = false;
     match target.delivered.contains(&delivery_id).await {
         Ok(true) => {
@@ -367,6 +398,7 @@ async fn handle(
     .await;
     match finished {
         Finished::Delivered => {
+            shared.recently_delivered.insert(in_flight_key);
             // The window: a crash here, after the 2xx and before the mark, means
             // one duplicate when the notification is redelivered.
             match target.delivered.insert(&delivery_id, &notification).await {
@@ -404,6 +436,50 @@ async fn handle(
             );
             settle(delivery.requeue().await, event_id);
         }
+    }
+}
+
+/// How long this process remembers its own deliveries (at most; never longer
+/// than `dedup_ttl_secs`).
+const RECENTLY_DELIVERED_SECS: u64 = 600;
+
+/// The (channel, delivery id) pairs this process delivered lately: the dedup that
+/// needs no Redis, for the common redelivery — the notifier's own broker
+/// connection dropped between the 2xx and the ack, and the broker hands the copy
+/// back to the same process, maybe while Redis is out. Entries expire after the
+/// window; the map is pruned as it grows.
+struct RecentlyDelivered {
+    window: Duration,
+    delivered: std::sync::Mutex<HashMap<String, StdInstant>>,
+}
+
+impl RecentlyDelivered {
+    fn new(window: Duration) -> RecentlyDelivered {
+        RecentlyDelivered {
+            window,
+            delivered: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        let delivered = self
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        delivered
+            .get(key)
+            .is_some_and(|at| at.elapsed() < self.window)
+    }
+
+    fn insert(&self, key: String) {
+        let mut delivered = self
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if delivered.len() >= 1_024 && delivered.len().is_power_of_two() {
+            delivered.retain(|_, at| at.elapsed() < self.window);
+        }
+        delivered.insert(key, StdInstant::now());
     }
 }
 
@@ -471,9 +547,23 @@ fn decode(payload: &[u8], max_payload_bytes: usize) -> Result<Notification, Reje
     if notification.channel.trim().is_empty() {
         return Err(Rejection::EmptyField { field: "channel" });
     }
-    if notification.decision.event_id != notification.event_id {
+    // A canary notice has its own id, `<deploy event id>:canary:<canary id>`, so it is
+    // not taken for a repeat of the deploy decision's notification.
+    let own_id = match &notification.canary {
+        None => notification.decision.event_id == notification.event_id,
+        Some(_) => notification
+            .event_id
+            .strip_prefix(notification.decision.event_id.as_str())
+            .is_some_and(|rest| rest.starts_with(":canary:")),
+    };
+    if !own_id {
         return Err(Rejection::Malformed {
-            detail: "event_id differs from decision.event_id".to_string(),
+            detail: if notification.canary.is_some() {
+                "event_id of a canary notice is not <decision.event_id>:canary:<id>"
+            } else {
+                "event_id differs from decision.event_id"
+            }
+            .to_string(),
         });
     }
     Ok(notification)

@@ -430,6 +430,40 @@ async fn with_redis_down_notifications_are_still_delivered_and_counted() {
     world.cleanup().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_redelivered_after_the_connection_dropped_is_not_posted_again_even_with_redis_down()
+{
+    let world = TestWorld::start().await;
+    let url = world.slack.webhook_url();
+    let mut deps = world.deps(Env::from_pairs([("SLACK_OPS", url.as_str())]));
+    // Nothing listens on port 1: no delivered marks.
+    deps.redis_url = "redis://127.0.0.1:1/".to_string();
+    let notifier =
+        world.start_notifier(fast_settings(&[("ops", slack_channel("SLACK_OPS"))]), deps);
+    // Slack holds the notification back while its connection is closed under it:
+    // it is posted after the burst, its ack fails, and the broker gives it back.
+    world.slack.rate_limit_for(Duration::from_millis(1500), 1);
+    world.publish(&notification("ev-once", "ops")).await;
+    world
+        .slack
+        .wait_for_requests(1, Duration::from_secs(10))
+        .await;
+    let name = format!("{}notifier", world.prefix);
+    assert_eq!(close_connections_from_the_broker(&name), 1);
+
+    let stats = notifier
+        .wait_for_stats(20, |s| s.reconnects == 1 && s.duplicates_skipped == 1)
+        .await;
+    assert_eq!(stats.delivered, 1, "{stats:?}");
+    assert_eq!(
+        world.slack.messages().len(),
+        1,
+        "the redelivered copy was posted again"
+    );
+    notifier.stop().await.unwrap();
+    world.cleanup().await;
+}
+
 /// Closes, from the broker side, every connection whose client properties contain
 /// `name`, as `rabbitmqctl close_connection` does for an operator.
 fn close_connections_from_the_broker(name: &str) -> usize {

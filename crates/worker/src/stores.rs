@@ -46,9 +46,20 @@ impl Stores {
     /// The decision stored for `event_id`; `None` when there is none or Redis
     /// cannot say.
     pub(crate) async fn decision(&self, event_id: &str) -> Option<Decision> {
+        self.known_decision(event_id).await.flatten()
+    }
+
+    /// The decision stored for `event_id` as far as Redis can say: `Some(None)`
+    /// when it has none, `None` when it cannot say (down, or skipped while known
+    /// down).
+    pub(crate) async fn known_decision(&self, event_id: &str) -> Option<Option<Decision>> {
         self.call("read the stored decision", self.decisions.get(event_id))
             .await
-            .flatten()
+    }
+
+    /// How long a Redis known to be down is left alone between two tries.
+    pub(crate) fn retry_interval(&self) -> Duration {
+        self.outage.retry_interval
     }
 
     /// Stores `decision` unless the event has one, and caches `verdicts`, in one

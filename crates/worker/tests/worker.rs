@@ -302,6 +302,61 @@ async fn decisions_keep_flowing_while_redis_is_unreachable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_event_waits_for_redis_and_republishes_its_stored_decision() {
+    let mut fleet = Fleet::start().await;
+    // The first attempt decided, stored and published; then its ack was lost.
+    let once = event("ev-redelivered", docs_variant(0));
+    let worker = RunningWorker::spawn(fleet.worker_settings(), fleet.worker_deps());
+    fleet.publish(&once).await;
+    let first = fleet.results_until_decisions(1, 20).await;
+    let first = first.iter().find_map(|s| s.decision.clone()).unwrap();
+    worker.stop().await.0.unwrap();
+    // The event comes back flagged as redelivered: a consumer took it and went
+    // away without acking.
+    fleet.publish(&once).await;
+    let taker = Bus::connect(AMQP_URL, fleet.bus_settings.clone())
+        .await
+        .unwrap();
+    let mut consumer = taker
+        .consume(&fleet.topology().events_queue, 1)
+        .await
+        .unwrap();
+    let taken = next_within(&mut consumer, 10).await;
+    drop((taken, consumer));
+    // Closing may race with the channel the drop closes; either way it is gone.
+    let _ = taker.close().await;
+
+    // Redis is out when a worker gets the redelivery, and back a second later.
+    let mut proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], 6379))).await;
+    proxy.stop().await;
+    let mut deps = fleet.worker_deps();
+    deps.redis_url = format!("redis://{}/", proxy.addr);
+    let worker = RunningWorker::spawn(fleet.worker_settings(), deps);
+    let resumed = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        proxy.resume().await;
+        proxy
+    });
+    let again = fleet.results_until_decisions(1, 20).await;
+    let again = again.iter().find_map(|s| s.decision.clone()).unwrap();
+    assert_eq!(
+        again, first,
+        "the redelivery republished the stored decision, not a second analysis made without the store"
+    );
+    let stats = worker.stats.snapshot();
+    assert_eq!((stats.redelivered, stats.decided), (1, 0), "{stats:?}");
+    assert_eq!(stats.republished_from_store, 1);
+    assert_eq!(
+        fleet.mock.requests().len(),
+        1,
+        "one analysis, one model call"
+    );
+    worker.stop().await.0.unwrap();
+    drop(resumed.await.unwrap());
+    fleet.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_uses_redis_again_by_itself_when_it_returns() {
     let mut fleet = Fleet::start().await;
     let mut proxy = TcpProxy::start(SocketAddr::from(([127, 0, 0, 1], 6379))).await;

@@ -307,5 +307,6 @@ pub fn notification(event_id: &str, channel: &str) -> Notification {
         channel: channel.to_string(),
         severity: Severity::Critical,
         decision: block_decision(event_id),
+        canary: None,
     }
 }
