@@ -203,14 +203,16 @@ pub(crate) fn check_size(payload: &[u8], limit: usize) -> Result<(), Rejection> 
 }
 
 /// Decodes a merge event: size first, then [`MergeEvent::from_json`] (version, then
-/// shape, then required fields).
-pub(crate) fn decode_event(payload: &[u8], limit: usize) -> Result<MergeEvent, Rejection> {
+/// shape, then required fields). What [`Delivery::merge_event`](crate::Delivery::merge_event)
+/// does with a delivery's body; public so that anything holding the bytes (a replay
+/// tool, the fuzz targets) decodes them the same way.
+pub fn decode_event(payload: &[u8], limit: usize) -> Result<MergeEvent, Rejection> {
     check_size(payload, limit)?;
     Ok(MergeEvent::from_json(payload)?)
 }
 
 /// Decodes a decision: size, then version, then shape, like a merge event.
-pub(crate) fn decode_decision(payload: &[u8], limit: usize) -> Result<Decision, Rejection> {
+pub fn decode_decision(payload: &[u8], limit: usize) -> Result<Decision, Rejection> {
     check_size(payload, limit)?;
     let decision: Decision = decode_versioned(payload, DECISION_SCHEMA_VERSION)?;
     if decision.event_id.trim().is_empty() {
@@ -221,7 +223,7 @@ pub(crate) fn decode_decision(payload: &[u8], limit: usize) -> Result<Decision, 
 
 /// Decodes an outcome report: size, then [`Outcome::from_json`] (version when
 /// present, shape, event id, time; the note redacted and cut).
-pub(crate) fn decode_outcome(payload: &[u8], limit: usize) -> Result<Outcome, Rejection> {
+pub fn decode_outcome(payload: &[u8], limit: usize) -> Result<Outcome, Rejection> {
     check_size(payload, limit)?;
     Outcome::from_json(payload).map_err(|error| match error {
         OutcomeError::UnknownVersion { found } => Rejection::UnknownVersion {
