@@ -48,6 +48,21 @@ pub struct BusSettings {
     /// Connection name shown by `rabbitmqctl list_connections` and the management
     /// UI, so an operator can tell which process a connection belongs to.
     pub connection_name: String,
+    /// Whether connecting declares the topology (default true). Set it false for
+    /// a role running as a least-privilege broker user with no `configure`
+    /// permission on the topology (README "Security"); an administrator declares
+    /// it once, and a missing queue or exchange is then a channel error naming it.
+    pub declare_topology: bool,
+    /// For `amqps://`: a PEM file of certificate authorities trusted besides the
+    /// public roots (a private CA). The broker's certificate is always verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
+    /// For `amqps://` with client certificates: the PEM certificate chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert_file: Option<String>,
+    /// For `amqps://` with client certificates: the PEM (PKCS#8) private key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_key_file: Option<String>,
 }
 
 impl Default for BusSettings {
@@ -61,6 +76,10 @@ impl Default for BusSettings {
             connect_backoff_initial_ms: 200,
             connect_backoff_max_ms: 10_000,
             connection_name: "deploy-gate".to_string(),
+            declare_topology: true,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
         }
     }
 }
@@ -82,6 +101,15 @@ impl BusSettings {
         };
         Duration::from_millis(base - cut)
     }
+}
+
+/// A queue's backlog as the broker reports it ([`Bus::queue_depth`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Messages ready for delivery (unacked deliveries are not counted).
+    pub messages: u64,
+    /// Consumers subscribed to the queue.
+    pub consumers: u64,
 }
 
 /// One connection to the broker, with the topology declared on it.
@@ -135,23 +163,37 @@ impl Bus {
         let properties = ConnectionProperties::default()
             .with_connection_name(LongString::from(settings.connection_name.as_str()));
         let timeout = Duration::from_millis(settings.connect_timeout_ms);
-        let connection =
-            match tokio::time::timeout(timeout, Connection::connect(url, properties)).await {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(error)) => return Err(BusError::amqp("connect", error)),
-                Err(_) => {
-                    return Err(BusError::Connect {
-                        attempts: 1,
-                        last: format!("no connection within {} ms", settings.connect_timeout_ms),
-                    })
-                }
-            };
+        let tls = crate::tls::amqp_tls_config(settings)?;
+        let runtime = lapin::runtime::default_runtime()
+            .map_err(|e| BusError::amqp("connect (runtime)", e))?;
+        let connect = Connection::connect_with_config(url, properties, tls, runtime);
+        let connection = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => {
+                return Err(BusError::amqp(
+                    format!("connect to {}", crate::tls::masked_url(url)),
+                    error,
+                ))
+            }
+            Err(_) => {
+                return Err(BusError::Connect {
+                    attempts: 1,
+                    last: format!(
+                        "no connection to {} within {} ms",
+                        crate::tls::masked_url(url),
+                        settings.connect_timeout_ms
+                    ),
+                })
+            }
+        };
         let bus = Bus {
             connection,
             settings: Arc::clone(settings),
             shared_publisher: tokio::sync::Mutex::new(None),
         };
-        bus.declare_topology().await?;
+        if settings.declare_topology {
+            bus.declare_topology().await?;
+        }
         Ok(bus)
     }
 
@@ -225,6 +267,18 @@ impl Bus {
     /// first, then look in the decision store, then consume, so no decision slips
     /// between the look and the wait.
     pub async fn private_results_queue(&self, binding_keys: &[String]) -> Result<String, BusError> {
+        let exchange = self.settings.topology.results_exchange.clone();
+        self.private_queue(&exchange, binding_keys).await
+    }
+
+    /// Declares a private queue (server-named, exclusive, deleted with the
+    /// connection) bound to `exchange` with each of `binding_keys`: a tap that sees
+    /// a copy of what crosses the exchange (audits, the secret-scanning test).
+    pub async fn private_queue(
+        &self,
+        exchange: &str,
+        binding_keys: &[String],
+    ) -> Result<String, BusError> {
         let channel = self.channel().await?;
         let result = async {
             let options = QueueDeclareOptions {
@@ -240,7 +294,7 @@ impl Bus {
                 channel
                     .queue_bind(
                         queue.name().clone(),
-                        short(&self.settings.topology.results_exchange)?,
+                        short(exchange)?,
                         short(key)?,
                         QueueBindOptions::default(),
                         FieldTable::default(),
@@ -286,6 +340,28 @@ impl Bus {
             .close(200, "bye".into())
             .await
             .map_err(|e| BusError::amqp("connection.close", e))
+    }
+
+    /// How many messages wait in `queue` (ready, not yet delivered) and how many
+    /// consumers read it, from a passive declare: it never creates the queue, and
+    /// a missing queue is an error (`queue.declare … NOT_FOUND`). Status pages and
+    /// probes call it; it opens and closes a channel of its own each time.
+    pub async fn queue_depth(&self, queue: &str) -> Result<QueueDepth, BusError> {
+        let channel = self.channel().await?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declared = channel
+            .queue_declare(short(queue)?, options, FieldTable::default())
+            .await
+            .map_err(|e| BusError::amqp(format!("queue.declare (passive) {queue}"), e));
+        close_quietly(&channel).await;
+        let declared = declared?;
+        Ok(QueueDepth {
+            messages: u64::from(declared.message_count()),
+            consumers: u64::from(declared.consumer_count()),
+        })
     }
 
     async fn channel(&self) -> Result<lapin::Channel, BusError> {

@@ -210,6 +210,20 @@ impl Delivery {
         header_str(self.headers(), name)
     }
 
+    /// Every header as `name: value` text (values in their AMQP debug form), for
+    /// audits that must see all of a message, not only the headers they know.
+    pub fn headers_text(&self) -> Vec<String> {
+        self.headers()
+            .map(|table| {
+                table
+                    .inner()
+                    .iter()
+                    .map(|(name, value)| format!("{}: {value:?}", name.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Settles the delivery as done. Fails (and the broker redelivers) when the
     /// channel is already closed.
     pub async fn ack(self) -> Result<(), BusError> {

@@ -18,14 +18,19 @@ mod consumer;
 mod envelope;
 mod error;
 mod publisher;
+mod ratelimit;
 mod store;
+mod tls;
 mod topology;
 
-pub use bus::{Bus, BusSettings};
+pub use bus::{Bus, BusSettings, QueueDepth};
 pub use consumer::{Consumer, DeadLettered, Delivery, StreamOffset};
-pub use envelope::{Outgoing, Rejection, GATE_ERROR_HEADER};
+pub use envelope::{
+    decode_decision, decode_event, decode_outcome, Outgoing, Rejection, GATE_ERROR_HEADER,
+};
 pub use error::{Action, AmqpError, BusError};
 pub use publisher::Publisher;
+pub use ratelimit::{Admission, Budget, FleetLimits};
 pub use store::{
     DecisionOutcomes, DecisionStore, Insert, Marks, OutcomeStore, Redis, RedisSettings,
     ScanSummary, StoreError, VerdictCache, VerdictKey,

@@ -28,6 +28,17 @@ pub struct RedisSettings {
     pub decision_ttl_secs: u64,
     /// How long a verdict is reused (default 7 days).
     pub verdict_ttl_secs: u64,
+    /// For `rediss://`: a PEM file of the certificate authorities trusted
+    /// instead of the system's (a private CA). The server certificate is always
+    /// verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
+    /// For `rediss://` with client certificates: the PEM certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert_file: Option<String>,
+    /// For `rediss://` with client certificates: the PEM private key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_key_file: Option<String>,
 }
 
 impl Default for RedisSettings {
@@ -37,6 +48,9 @@ impl Default for RedisSettings {
             op_timeout_ms: 250,
             decision_ttl_secs: 30 * 24 * 3600,
             verdict_ttl_secs: 7 * 24 * 3600,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
         }
     }
 }
@@ -55,10 +69,12 @@ pub enum StoreError {
         after_ms: u64,
     },
     /// Redis could not be reached or the connection broke.
-    #[error("redis {op} failed: redis unavailable: {source}")]
+    #[error("redis {op} failed: redis unavailable at {url}: {source}")]
     Unavailable {
         /// The command.
         op: &'static str,
+        /// The Redis URL, password masked.
+        url: String,
         /// The client's error.
         #[source]
         source: redis::RedisError,
@@ -106,8 +122,10 @@ impl StoreError {
 /// reconnects by itself after Redis comes back.
 #[derive(Clone)]
 pub struct Redis {
-    manager: ConnectionManager,
-    settings: RedisSettings,
+    pub(crate) manager: ConnectionManager,
+    pub(crate) settings: RedisSettings,
+    /// For errors: where Redis is, password masked.
+    masked_url: std::sync::Arc<str>,
 }
 
 impl Redis {
@@ -115,8 +133,8 @@ impl Redis {
     /// without its stores) while Redis is down; the first operation connects.
     /// Must be called inside a Tokio runtime.
     pub fn open(url: &str, settings: RedisSettings) -> Result<Redis, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::InvalidUrl(format!("{:?}", e.kind())))?;
+        crate::tls::install_crypto_provider();
+        let client = crate::tls::redis_client(url, &settings)?;
         let timeout = Duration::from_millis(settings.op_timeout_ms.max(1));
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -126,7 +144,11 @@ impl Redis {
             .set_max_delay(Duration::from_millis(500));
         let manager = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
-        Ok(Redis { manager, settings })
+        Ok(Redis {
+            manager,
+            settings,
+            masked_url: crate::tls::masked_url(url).into(),
+        })
     }
 
     /// Checks that Redis answers, for readiness probes.
@@ -210,7 +232,7 @@ impl Redis {
     }
 
     /// Runs one command under the operation timeout and types its failure.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         op: &'static str,
         command: impl Future<Output = redis::RedisResult<T>>,
@@ -226,7 +248,11 @@ impl Redis {
                     || source.is_connection_dropped()
                     || source.is_unrecoverable_error() =>
             {
-                Err(StoreError::Unavailable { op, source })
+                Err(StoreError::Unavailable {
+                    op,
+                    url: self.masked_url.to_string(),
+                    source,
+                })
             }
             Ok(Err(source)) => Err(StoreError::Command { op, source }),
         }
@@ -537,6 +563,23 @@ impl Marks {
             })
             .await
             .map(|reply| reply.is_some())
+    }
+
+    /// Forgets `id` (`DEL`), so the next [`Marks::insert`] of it succeeds: for a
+    /// claim whose work failed and must be allowed again (a webhook delivery that
+    /// was answered with an error, which the sender redelivers).
+    pub async fn remove(&self, id: &str) -> Result<(), StoreError> {
+        let key = format!("{}{id}", self.prefix);
+        let mut conn = self.redis.manager.clone();
+        self.redis
+            .bounded("DEL", async move {
+                redis::cmd("DEL")
+                    .arg(&key)
+                    .query_async::<u64>(&mut conn)
+                    .await
+            })
+            .await
+            .map(|_| ())
     }
 }
 

@@ -10,6 +10,8 @@
 //!        ── notify.<chan>.<sev> ────┴─► [gate.results: topic] ── decision.# ──► gate.decisions.log (stream)
 //!                                                              ── notify.#   ──► gate.notifications (quorum, DLX)
 //!  orchestrator ── outcome.<event_id> ─────────────────────────► ── outcome.# ──► gate.outcomes (quorum, DLX) ──► worker
+//!  orchestrator ── canary.request.<repo> ─► [gate.events] ── canary.request.# ──► gate.canary-requests (quorum) ──► canary service
+//!  canary service ── canary.<result>.<repo> ──────────────────► ── canary.# ──► gate.canary.log (stream)
 //!                                                              ── decision.<rec>.<repo> ──► orchestrators' own queues
 //! ```
 
@@ -36,6 +38,9 @@ const DECISION_KEY_PREFIX: &str = "decision";
 const NOTIFY_KEY_PREFIX: &str = "notify";
 /// Routing-key prefix of outcome reports on the results exchange.
 const OUTCOME_KEY_PREFIX: &str = "outcome";
+/// Routing-key prefix of canary requests (events exchange) and canary decisions
+/// (results exchange).
+const CANARY_KEY_PREFIX: &str = "canary";
 /// AMQP's limit on a routing key (a short string).
 const MAX_ROUTING_KEY_BYTES: usize = 255;
 /// Longest slug a routing key carries, so that every key stays far below AMQP's
@@ -96,6 +101,33 @@ pub struct Topology {
     pub outcomes_queue: String,
     /// `x-delivery-limit` of the outcomes queue.
     pub outcomes_delivery_limit: u32,
+    /// Quorum queue the canary service consumes canary requests from, bound to
+    /// the events exchange with [`Topology::canary_binding`].
+    pub canary_queue: String,
+    /// Binding of the canary queue (`canary.request.#`: requests are published as
+    /// `canary.request.<repo-slug>`).
+    pub canary_binding: String,
+    /// `x-delivery-limit` of the canary queue.
+    pub canary_delivery_limit: u32,
+    /// Stream queue bound to `canary.#` on the results exchange: every canary
+    /// decision, kept for audit and replay (retention as the decisions log's).
+    pub canary_log: String,
+}
+
+fn default_canary_queue() -> String {
+    "gate.canary-requests".to_string()
+}
+
+fn default_canary_binding() -> String {
+    format!("{CANARY_KEY_PREFIX}.request.#")
+}
+
+fn default_canary_delivery_limit() -> u32 {
+    5
+}
+
+fn default_canary_log() -> String {
+    "gate.canary.log".to_string()
 }
 
 impl Default for Topology {
@@ -116,6 +148,10 @@ impl Default for Topology {
             notifications_delivery_limit: 5,
             outcomes_queue: "gate.outcomes".to_string(),
             outcomes_delivery_limit: 5,
+            canary_queue: default_canary_queue(),
+            canary_binding: default_canary_binding(),
+            canary_delivery_limit: default_canary_delivery_limit(),
+            canary_log: default_canary_log(),
         }
     }
 }
@@ -134,6 +170,8 @@ impl Topology {
             decisions_log: p(&self.decisions_log),
             notifications_queue: p(&self.notifications_queue),
             outcomes_queue: p(&self.outcomes_queue),
+            canary_queue: p(&self.canary_queue),
+            canary_log: p(&self.canary_log),
             ..self.clone()
         }
     }
@@ -151,6 +189,9 @@ impl Topology {
             ("decisions_log", &self.decisions_log),
             ("notifications_queue", &self.notifications_queue),
             ("outcomes_queue", &self.outcomes_queue),
+            ("canary_queue", &self.canary_queue),
+            ("canary_binding", &self.canary_binding),
+            ("canary_log", &self.canary_log),
         ];
         for (field, name) in names {
             if name.trim().is_empty() || name.len() > 255 || name.starts_with("amq.") {
@@ -166,6 +207,7 @@ impl Topology {
                 self.notifications_delivery_limit,
             ),
             ("outcomes_delivery_limit", self.outcomes_delivery_limit),
+            ("canary_delivery_limit", self.canary_delivery_limit),
         ] {
             if limit == 0 {
                 return Err(BusError::InvalidSettings(format!(
@@ -269,6 +311,34 @@ impl Topology {
             &outcomes,
         )
         .await?;
+
+        let canary_args = self.work_queue_args(self.canary_delivery_limit, None);
+        self.declare_queue(channel, &self.canary_queue, canary_args)
+            .await?;
+        self.bind(
+            channel,
+            &self.canary_queue,
+            &self.events_exchange,
+            &self.canary_binding,
+        )
+        .await?;
+        let mut canary_log_args = FieldTable::default();
+        canary_log_args.insert("x-queue-type".into(), long_str("stream"));
+        canary_log_args.insert("x-max-age".into(), long_str(&self.decisions_log_max_age));
+        canary_log_args.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(i64::try_from(self.decisions_log_max_bytes).unwrap_or(i64::MAX)),
+        );
+        self.declare_queue(channel, &self.canary_log, canary_log_args)
+            .await?;
+        let canary_decisions = format!("{CANARY_KEY_PREFIX}.#");
+        self.bind(
+            channel,
+            &self.canary_log,
+            &self.results_exchange,
+            &canary_decisions,
+        )
+        .await?;
         Ok(())
     }
 
@@ -279,6 +349,8 @@ impl Topology {
             &self.events_queue,
             &self.notifications_queue,
             &self.outcomes_queue,
+            &self.canary_queue,
+            &self.canary_log,
             &self.decisions_log,
             &self.dead_letter_queue,
         ] {

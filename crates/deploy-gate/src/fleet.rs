@@ -175,6 +175,22 @@ fn finite_connect(mut bus: gate_bus::BusSettings) -> gate_bus::BusSettings {
     bus
 }
 
+/// `deploy-gate declare-topology`: declare exchanges, queues and bindings once
+/// (as the admin user), for roles that run without `configure` permission.
+pub fn declare_topology(settings: &Settings) -> Result<Exit, CliError> {
+    let mut bus_settings = finite_connect(settings.bus_for("deploy-gate-declare-topology"));
+    bus_settings.declare_topology = true;
+    runtime::block_on(async {
+        let bus = gate_bus::Bus::connect(settings.amqp.url.expose(), bus_settings)
+            .await
+            .map_err(|err| CliError::failed(format!("declaring the topology: {}", chain(&err))))?;
+        let _ = bus.close().await;
+        Ok::<_, CliError>(())
+    })??;
+    println!("topology declared");
+    Ok(Exit::Proceed)
+}
+
 /// `deploy-gate webhook`: receive GitHub and signed JSON webhooks, until SIGTERM.
 pub fn webhook(settings: &Settings, listen: Option<String>) -> Result<Exit, CliError> {
     runtime::init_logging(settings.log_json());
@@ -196,6 +212,13 @@ pub fn webhook(settings: &Settings, listen: Option<String>) -> Result<Exit, CliE
             producer,
             secrets,
             context: settings.context_options(None),
+            // Replay protection shares delivery ids through Redis; a bad URL leaves
+            // it to this process (the receiver says so when a claim fails).
+            replay_store: gate_bus::Redis::open(
+                settings.redis.url.expose(),
+                settings.stores.clone(),
+            )
+            .ok(),
         };
         tracing::info!(%listen, "webhook receiver listening");
         runtime::with_metrics(
@@ -295,9 +318,20 @@ pub fn approve(
     reason: &str,
     recommendation: gate_core::Recommendation,
 ) -> Result<Exit, CliError> {
+    // The person's decision is signed with the shared key and applied only when
+    // it verifies and names a configured approver (`[approvals]`).
+    let signed = gate_orchestrator::ApprovalRequest {
+        event_id: event_id.to_string(),
+        recommendation,
+        by: by.trim().to_string(),
+        reason: reason.trim().to_string(),
+        signed_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+    }
+    .sign(&settings.approvals.signing_key)
+    .map_err(|err| CliError::usage(chain(&err)))?;
     let decision = runtime::block_on(async {
         let deps = orchestrator_deps(settings, "deploy-gate-approve");
-        gate_orchestrator::approve(&deps, event_id, by, reason, recommendation).await
+        gate_orchestrator::approve_signed(&deps, &settings.approvals, &signed).await
     })?
     .map_err(|err| {
         if err.is_retryable() {

@@ -1,7 +1,9 @@
 //! `deploy-gate`: the one binary. It parses arguments, loads settings and hands off to
 //! the library crates; no business logic lives here.
 
+mod canary;
 mod check;
+mod dashboard;
 mod exit;
 mod fleet;
 mod outcomes;
@@ -55,10 +57,21 @@ enum Command {
     /// repository, oversized event, nothing bound to receive it); 3 when the broker
     /// could not be reached or did not confirm.
     Enqueue(EnqueueArgs),
+    /// Declare the bus topology (exchanges, queues, bindings) and exit: run once as
+    /// the broker's admin user when the roles run as least-privilege users with
+    /// `bus.declare_topology = false` (README "Security").
+    DeclareTopology,
     /// Receive GitHub `push`/`pull_request` webhooks and signed MergeEvents over HTTP
     /// and enqueue them, until SIGTERM.
     Webhook {
         /// Address to listen on (default: `webhook.listen`).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Serve the live status page: the last decisions and the headline figures,
+    /// updating from the decisions log, until SIGTERM.
+    Dashboard {
+        /// Address to listen on (default: `dashboard.listen`).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
@@ -75,6 +88,12 @@ enum Command {
         #[arg(long, value_name = "FROM", default_value = "now")]
         from: String,
     },
+    /// Judge a canary against its baseline after a deploy: promote, continue or
+    /// roll back. `canary watch` asks every interval; `canary serve` answers
+    /// canary requests from the bus.
+    ///
+    /// Exit codes: 0 promote, 1 rollback, 4 continue, 2 bad input, 3 no answer.
+    Canary(canary::CanaryArgs),
     /// Report what happened to a decided change (published with confirms; the
     /// workers store it next to the decision, `calibrate` reads it).
     Outcome(OutcomeArgs),
@@ -310,6 +329,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The role a command runs as, in the default OpenTelemetry `service.name`
+/// (`deploy-gate-<role>`); `None` for commands that only print configuration.
+fn telemetry_role(command: &Command) -> Option<&'static str> {
+    Some(match command {
+        Command::Config | Command::Policy(_) => return None,
+        Command::Worker => "worker",
+        Command::Notify => "notify",
+        Command::Enqueue(_) => "enqueue",
+        Command::Webhook { .. } => "webhook",
+        Command::Dashboard { .. } => "dashboard",
+        Command::Wait(_) => "wait",
+        Command::Watch { .. } => "watch",
+        Command::Check(_) => "check",
+        _ => "cli",
+    })
+}
+
 fn run(cli: Cli) -> Result<Exit, CliError> {
     // Checking a policy file needs nothing else: not even a valid configuration.
     if let Command::Policy(PolicyCommand::Check { file }) = &cli.command {
@@ -320,6 +356,15 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
     if let Some(format) = cli.log_format {
         settings.log.format = format;
     }
+    // OTLP export when configured (`[telemetry]`, `OTEL_*`); held until the command
+    // returns, then flushed so that a one-shot command's last spans leave too.
+    let _telemetry = match telemetry_role(&cli.command) {
+        Some(role) => Some(
+            gate_telemetry::Telemetry::start(&settings.telemetry, role)
+                .map_err(|err| CliError::usage(format!("telemetry: {err}")))?,
+        ),
+        None => None,
+    };
     match cli.command {
         Command::Config => {
             print!("{}", settings.to_masked_toml());
@@ -338,6 +383,8 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
             },
         ),
         Command::Webhook { listen } => fleet::webhook(&settings, listen),
+        Command::DeclareTopology => fleet::declare_topology(&settings),
+        Command::Dashboard { listen } => dashboard::run(&settings, listen),
         Command::Wait(args) => {
             let target = match (args.event, args.repo, args.sha) {
                 (Some(event), _, _) => gate_orchestrator::WaitTarget::Event(event),
@@ -371,6 +418,7 @@ fn run(cli: Cli) -> Result<Exit, CliError> {
             outcomes::outcome(&settings, &args.event, args.result.into(), &args.note)
         }
         Command::Calibrate { json } => outcomes::calibrate(&settings, json),
+        Command::Canary(args) => canary::run(&settings, args),
         Command::Notify => fleet::notify(&settings),
         Command::Policy(PolicyCommand::Check { file }) => policy_cmd::check(&file),
         Command::Policy(PolicyCommand::Explain { repo, path, file }) => {

@@ -57,10 +57,17 @@ pub struct Settings {
     pub webhook: gate_producer::WebhookSettings,
     /// `wait`, `watch` and `approve`.
     pub orchestrator: gate_orchestrator::OrchestratorSettings,
+    /// Who may `approve`/`override`, and the key their decisions are signed with.
+    pub approvals: gate_orchestrator::ApprovalSettings,
     /// Logging of the long-running roles.
     pub log: LogSettings,
-    /// Where metrics leave the process (`/metrics`); nothing by default.
+    /// Where metrics and traces leave the process (`/metrics`, OTLP); nothing by
+    /// default.
     pub telemetry: gate_telemetry::TelemetrySettings,
+    /// The live status page (`deploy-gate dashboard`).
+    pub dashboard: gate_dashboard::DashboardSettings,
+    /// Canary analysis: the judge's thresholds, `canary serve` and `canary watch`.
+    pub canary: gate_canary::CanarySettings,
     /// Where the policy (`config/policy.toml`) is read from.
     pub policy: PolicySettings,
     /// The policy itself, read and validated by [`Settings::load`] (not a key of
@@ -519,6 +526,22 @@ impl Settings {
                     "{} is more than the {n_models} enabled model provider(s): no decision could ever reach it",
                     self.consensus.quorum
                 ),
+            });
+        }
+        if let Err(message) = self.canary.validate() {
+            return Err(SettingsError::Rule {
+                key: "canary".to_string(),
+                origin: origin_of("canary"),
+                message,
+            });
+        }
+        if let Some(channel) = (self.canary.notify_channels.iter())
+            .find(|channel| !self.notify.channels.contains_key(*channel))
+        {
+            return Err(SettingsError::Rule {
+                key: "canary.notify_channels".to_string(),
+                origin: origin_of("canary.notify_channels"),
+                message: format!("channel `{channel}` is not configured under [notify.channels]"),
             });
         }
         let context = &self.context;

@@ -21,6 +21,7 @@
 //! other path requeues or dead-letters it.
 
 mod error;
+mod fleet_limits;
 mod health;
 mod locks;
 mod outcomes;
@@ -31,6 +32,7 @@ mod stats;
 mod stores;
 
 pub use error::WorkerError;
+pub use fleet_limits::share_fleet_limits;
 pub use run::run;
 pub use settings::{NotifyPolicy, WorkerDeps, WorkerSettings};
 pub use stats::{StatsSnapshot, WorkerStats};

@@ -22,6 +22,10 @@ use crate::{
     NotifyPolicy,
 };
 
+/// How long a redelivered event waits for Redis to say whether it was decided
+/// before it is decided without the store.
+const REDELIVERY_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Version of the verdict cache key's layout: bump it when the parts change.
 const VERDICT_KEY_LAYOUT: &str = "deploy-gate verdict key v2";
 
@@ -98,9 +102,29 @@ pub(crate) async fn handle(
         }
         Ok(event) => {
             let traceparent = delivery.traceparent().map(str::to_owned);
-            let work =
-                AssertUnwindSafe(decide_and_publish(&shared, &publisher, &event, traceparent))
-                    .catch_unwind();
+            // The worker span: a child of the producer's, parent of the cache
+            // lookup, the model calls, the consensus and the publish.
+            let span = tracing::info_span!(
+                "process",
+                otel.name = "gate.merge-events process",
+                otel.kind = "consumer",
+                messaging.system = "rabbitmq",
+                event_id = %event.event_id,
+                repo = %event.context.repo,
+                redelivered = delivery.redelivered(),
+            );
+            gate_telemetry::trace::continue_trace(&span, traceparent.as_deref());
+            let work = AssertUnwindSafe(tracing::Instrument::instrument(
+                decide_and_publish(
+                    &shared,
+                    &publisher,
+                    &event,
+                    delivery.redelivered(),
+                    traceparent,
+                ),
+                span,
+            ))
+            .catch_unwind();
             tokio::select! {
                 finished = work => finished.unwrap_or_else(|_| {
                     tracing::error!(event_id = %event.event_id, "processing the event panicked (a bug): requeueing it");
@@ -160,10 +184,16 @@ async fn decide_and_publish(
     shared: &Shared,
     publisher: &Publisher,
     event: &MergeEvent,
+    redelivered: bool,
     traceparent: Option<String>,
 ) -> Outcome {
     let _event_lock = shared.event_locks.lock(&event.event_id).await;
-    if let Some(stored) = shared.stores.decision(&event.event_id).await {
+    let stored = if redelivered {
+        stored_decision_of_redelivery(shared, &event.event_id).await
+    } else {
+        shared.stores.decision(&event.event_id).await
+    };
+    if let Some(stored) = stored {
         tracing::info!(event_id = %event.event_id, "already decided: republishing the stored decision");
         return match publish(shared, publisher, &stored, traceparent).await {
             Ok(()) => {
@@ -212,6 +242,41 @@ async fn decide_and_publish(
             Outcome::Ack
         }
         Err(error) => publish_failed(shared, &event.event_id, error),
+    }
+}
+
+/// The stored decision of a redelivered event, waiting up to
+/// [`REDELIVERY_STORE_WAIT`] for a Redis that cannot say. A redelivery may follow
+/// a decision that was stored and published before the ack was lost (a crash, a
+/// cut connection): analysing it again without asking the store would publish a
+/// second, different decision for the event. Past the wait the event is decided
+/// without the store (Redis stays an optimisation); the shutdown deadline cuts the
+/// wait short and requeues the event.
+async fn stored_decision_of_redelivery(shared: &Shared, event_id: &str) -> Option<Decision> {
+    let started = tokio::time::Instant::now();
+    let mut waiting = false;
+    loop {
+        if let Some(known) = shared.stores.known_decision(event_id).await {
+            if waiting {
+                tracing::info!(
+                    event_id,
+                    "redis answered: going on with the redelivered event"
+                );
+            }
+            return known;
+        }
+        if started.elapsed() >= REDELIVERY_STORE_WAIT {
+            tracing::warn!(event_id, "redis still cannot say whether this redelivered event was decided: deciding it without the store");
+            return None;
+        }
+        if !waiting {
+            tracing::warn!(
+                event_id,
+                "redelivered event and redis cannot say whether it was decided: waiting for redis"
+            );
+            waiting = true;
+        }
+        tokio::time::sleep(shared.stores.retry_interval()).await;
     }
 }
 
@@ -266,7 +331,25 @@ async fn analyze<'a>(shared: &'a Shared, event: &MergeEvent) -> (Decision, ToCac
         model_outcomes(shared, context, &rules).await
     };
     let decided_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
-    let mut decision = plan.decide(&event.event_id, context, &decided_at, rules, outcomes);
+    let consensus_span = tracing::info_span!(
+        "consensus",
+        n_model_verdicts = tracing::field::Empty,
+        agreed = tracing::field::Empty,
+        floor_applied = tracing::field::Empty,
+        risk_score = tracing::field::Empty,
+    );
+    let mut decision = consensus_span
+        .in_scope(|| plan.decide(&event.event_id, context, &decided_at, rules, outcomes));
+    decision.produced_at = Some(event.produced_at.clone());
+    consensus_span.record("n_model_verdicts", decision.consensus.n_model_verdicts);
+    consensus_span.record("agreed", decision.consensus.agreed);
+    consensus_span.record("floor_applied", decision.consensus.floor_applied);
+    consensus_span.record("risk_score", decision.risk_score);
+    gate_telemetry::events::ConsensusReached {
+        disagreed: !decision.consensus.agreed,
+        floor_raised: decision.consensus.floor_applied,
+    }
+    .emit();
     if cached {
         decision.cached = true;
         decision.consensus.notes.push(
@@ -310,16 +393,29 @@ async fn model_outcomes<'a>(
         })
         .collect();
 
-    let mut cached = Vec::with_capacity(keys.len());
-    for (id, key) in &keys {
-        match shared.stores.verdict(key).await {
-            Some(verdict) => cached.push(ModelOutcome {
-                analyzer: id.clone(),
-                result: Ok(reused(verdict)),
-            }),
-            None => break,
-        }
-    }
+    let lookup_span = tracing::info_span!(
+        "verdict cache lookup",
+        db.system.name = "redis",
+        hit = tracing::field::Empty,
+    );
+    let cached = tracing::Instrument::instrument(
+        async {
+            let mut cached = Vec::with_capacity(keys.len());
+            for (id, key) in &keys {
+                match shared.stores.verdict(key).await {
+                    Some(verdict) => cached.push(ModelOutcome {
+                        analyzer: id.clone(),
+                        result: Ok(reused(verdict)),
+                    }),
+                    None => break,
+                }
+            }
+            cached
+        },
+        lookup_span.clone(),
+    )
+    .await;
+    lookup_span.record("hit", cached.len() == keys.len());
     if cached.len() == keys.len() {
         shared.stats.count(Counter::CacheHits);
         return (cached, true, ToCache::default());
@@ -394,6 +490,29 @@ async fn publish(
     decision: &Decision,
     traceparent: Option<String>,
 ) -> Result<(), BusError> {
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = "gate.results publish",
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        recommendation = %decision.recommendation,
+    );
+    // The decision and its notifications name the publish span as their parent;
+    // without export they carry the event's own trace context on.
+    let traceparent = gate_telemetry::trace::traceparent(&span).or(traceparent);
+    tracing::Instrument::instrument(
+        publish_traced(shared, publisher, decision, traceparent),
+        span,
+    )
+    .await
+}
+
+async fn publish_traced(
+    shared: &Shared,
+    publisher: &Publisher,
+    decision: &Decision,
+    traceparent: Option<String>,
+) -> Result<(), BusError> {
     publisher
         .publish_decision(decision, traceparent.clone())
         .await?;
@@ -419,6 +538,7 @@ async fn publish(
             channel: channel.clone(),
             severity,
             decision: decision.clone(),
+            canary: None,
         };
         publisher
             .publish_notification(

@@ -34,6 +34,27 @@ const FORCE_WAIT: Duration = Duration::from_secs(5);
 /// How long, after cancelling the consumer, deliveries the broker had already
 /// sent are drained from it and requeued.
 const CANCEL_DRAIN: Duration = Duration::from_secs(2);
+/// How often a worker asks the broker for its queues' depth and consumers.
+const QUEUE_POLL: Duration = Duration::from_secs(15);
+
+/// Exports the events queue's and the dead-letter queue's depth and consumers
+/// (`deploy_gate_queue_messages`, `deploy_gate_queue_consumers`). A failed look
+/// is only logged: the next tick tries again.
+async fn observe_queues(bus: &Bus) {
+    let topology = &bus.settings().topology;
+    for queue in [&topology.events_queue, &topology.dead_letter_queue] {
+        match bus.queue_depth(queue).await {
+            Ok(depth) => gate_telemetry::events::QueueObserved {
+                queue,
+                messages: depth.messages,
+                consumers: depth.consumers,
+            }
+            .emit(),
+            Err(error) => tracing::debug!(%queue, %error, "cannot read the queue's depth"),
+        }
+    }
+}
+
 /// A session that lasted this long was healthy: after losing it, reconnect at
 /// once instead of backing off.
 const HEALTHY_SESSION: Duration = Duration::from_secs(5);
@@ -94,6 +115,12 @@ pub async fn run(
         None => None,
     };
     let redis = Redis::open(&redis_url, redis).map_err(WorkerError::Redis)?;
+    // The providers' rate limits are the fleet's (README "Fleet-wide rate limits").
+    crate::fleet_limits::share_fleet_limits(
+        &redis,
+        Duration::from_millis(settings.redis_retry_interval_ms.max(1)),
+        &analyzers,
+    );
     let outcome_store = redis.outcome_store();
     let stores = Stores::new(
         &redis,
@@ -305,6 +332,9 @@ impl Supervisor {
 
         let closed = bus.closed();
         tokio::pin!(closed);
+        // Queue depth and consumers, from the broker, for /metrics and OTLP.
+        let mut queue_poll = tokio::time::interval(QUEUE_POLL);
+        queue_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.reap();
             // A permit first: with prefetch = concurrency the broker never sends
@@ -322,6 +352,10 @@ impl Supervisor {
                 biased;
                 () = shutdown.as_mut() => return self.stop_consuming(consumer).await,
                 () = closed.as_mut() => return SessionEnd::Lost("the connection to the broker closed".to_string()),
+                _ = queue_poll.tick() => {
+                    observe_queues(bus).await;
+                    continue;
+                }
                 next = consumer.next() => next,
             };
             let delivery = match next {
