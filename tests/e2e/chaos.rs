@@ -427,9 +427,9 @@ fn under_seeded_chaos_every_event_gets_one_decision_and_every_notification_arriv
     };
     let n_events = env_number("DEPLOY_GATE_CHAOS_EVENTS", DEFAULT_EVENTS);
     let rate = env_number("DEPLOY_GATE_CHAOS_RATE", DEFAULT_RATE).max(1);
-    eprintln!(
+    say(&format!(
         "chaos: seed {seed} (replay with DEPLOY_GATE_CHAOS_SEED={seed}), {n_events} events at {rate}/s"
-    );
+    ));
     let mut rng = Rng(seed);
 
     let fleet = Fleet::start(FleetOptions { models: true });
@@ -691,14 +691,14 @@ fn under_seeded_chaos_every_event_gets_one_decision_and_every_notification_arriv
             started.elapsed().as_secs_f64()
         ),
     );
-    eprintln!(
+    say(&format!(
         "chaos run, seed {seed}: {n_events} events, {N_WORKERS} workers, 1 notifier, {N_POISON} poison messages\n\
          | {:<42} | {:>15} |\n|{}|{}|\n{table}",
         "what",
         "count",
         "-".repeat(44),
         "-".repeat(17)
-    );
+    ));
 
     let mut failures = Vec::new();
     if !crashes.is_empty() {
@@ -788,4 +788,11 @@ fn first<T: std::fmt::Debug>(items: &[T]) -> String {
     } else {
         format!("[{}]", shown.join(", "))
     }
+}
+
+/// Writes straight to the process's stderr, past the test harness's capture, so
+/// the seed and the table are in the CI log of a passing run too.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
