@@ -149,13 +149,24 @@ fn main() -> Result<()> {
     })
 }
 
+/// The binary's last three path components (`target/release/deploy-gate`): enough
+/// to tell the build, without the machine's own directories in a published report.
+fn short_path(path: &Path) -> String {
+    let parts: Vec<_> = path.components().collect();
+    let tail = &parts[parts.len().saturating_sub(3)..];
+    tail.iter()
+        .map(|part| part.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn print_setup(settings: &Settings) {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let offered_per_minute = f64::from(settings.rpm) * settings.offered;
     println!(
         "fleet_rate_limit: {} worker processes ({}), concurrency 4 each",
         settings.n_workers,
-        settings.binary.display()
+        short_path(&settings.binary)
     );
     println!(
         "  mock model: {} requests/min (token bucket, 429 + retry-after past it), {} ms per answer",
