@@ -7,19 +7,18 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use gate_core::{DeployContext, MergeEvent};
+use gate_core::MergeEvent;
 use gate_testkit::github::{
     delivery_headers, Comparison, MockCommit, MockFile, MockGitHub, PushEvent,
 };
 use gate_testkit::proxy::FaultProxy;
 use gate_testkit::slack::validate_blocks;
-use gate_testkit::TestRepo;
 use serde_json::Value;
 
 use crate::fleet_harness::{
-    amqp_url_via, app_repo, commit_code, commit_docs, commit_drop_table, eventually, free_port,
-    http_post, lines_of, redis_url_via, wait_for_listener, Fleet, FleetOptions, LogReader,
-    REPO_NAME,
+    amqp_url_via, app_repo, commit_code, commit_docs, commit_drop_table, context_of, eventually,
+    free_port, http_post, lines_of, merge_event, redis_url_via, wait_for_listener, Fleet,
+    FleetOptions, LogReader, REPO_NAME,
 };
 
 const RABBITMQ: &str = "127.0.0.1:5672";
@@ -31,37 +30,6 @@ fn with_models() -> FleetOptions {
 
 fn rules_only() -> FleetOptions {
     FleetOptions::default()
-}
-
-struct NoVisitor;
-
-impl gate_core::DiffVisitor for NoVisitor {
-    fn line(&mut self, _: &gate_core::ChangedFile, _: gate_core::LineKind, _: u32, _: &str) {}
-}
-
-/// The deploy context of the repository's last commit, as `enqueue` builds it.
-fn context_of(repo: &TestRepo) -> DeployContext {
-    gate_git::build_context(
-        repo.path(),
-        &gate_git::Range::default(),
-        &gate_git::ContextOptions {
-            repo_name: Some(REPO_NAME.to_string()),
-            ..gate_git::ContextOptions::default()
-        },
-        &gate_core::Redactor::new(),
-        &mut NoVisitor,
-    )
-    .unwrap()
-}
-
-/// A merge event as an event bus calling the producer library builds it.
-fn event(event_id: &str, context: &DeployContext) -> MergeEvent {
-    gate_producer::merge_event(
-        context.clone(),
-        Some(event_id.to_string()),
-        Some("refs/heads/main".to_string()),
-        "e2e",
-    )
 }
 
 /// Asserts that every event of `ids` has exactly one distinct decision in the
@@ -285,7 +253,7 @@ fn a_worker_killed_mid_run_and_restarted_leaves_exactly_one_decision_per_event()
             } else {
                 &docs_context
             };
-            event(&format!("{}ev-{idx:03}", fleet.prefix), context)
+            merge_event(&format!("{}ev-{idx:03}", fleet.prefix), context)
         })
         .collect();
     let ids: BTreeSet<String> = events.iter().map(|e| e.event_id.clone()).collect();
@@ -440,7 +408,7 @@ fn with_the_broker_connection_cut_the_worker_and_notifier_reconnect_and_nothing_
                 } else {
                     ("docs", &docs_context)
                 };
-                event(&format!("{}{kind}-{idx:02}", fleet.prefix), context)
+                merge_event(&format!("{}{kind}-{idx:02}", fleet.prefix), context)
             })
             .collect()
     };
