@@ -332,14 +332,20 @@ impl Bus {
     }
 
     /// Closes the connection cleanly; unacked deliveries return to their queues.
+    /// A broker that does not answer within [`REPLY_WAIT`](crate::REPLY_WAIT) gives
+    /// [`BusError::NoReply`], so that a shutdown keeps its deadline; dropping the
+    /// `Bus` then drops the socket, which requeues the same deliveries.
     pub async fn close(&self) -> Result<(), BusError> {
         if !self.is_connected() {
             return Ok(());
         }
-        self.connection
-            .close(200, "bye".into())
-            .await
-            .map_err(|e| BusError::amqp("connection.close", e))
+        let close = async {
+            self.connection
+                .close(200, "bye".into())
+                .await
+                .map_err(|e| BusError::amqp("connection.close", e))
+        };
+        BusError::within(|| "connection.close".to_string(), crate::REPLY_WAIT, close).await
     }
 
     /// How many messages wait in `queue` (ready, not yet delivered) and how many

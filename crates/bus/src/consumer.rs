@@ -86,12 +86,22 @@ impl Consumer {
 
     /// Stops new deliveries (the first phase of a graceful shutdown); deliveries
     /// already received can still be acked, and `next` ends once the broker
-    /// confirms the cancel.
+    /// confirms the cancel. A broker that does not answer within
+    /// [`REPLY_WAIT`](crate::REPLY_WAIT) gives [`BusError::NoReply`]: a shutdown
+    /// then closes the connection, which stops the consumer too.
     pub async fn cancel(&self) -> Result<(), BusError> {
-        self.channel
-            .basic_cancel(self.inner.tag(), BasicCancelOptions::default())
-            .await
-            .map_err(|e| BusError::amqp(format!("basic.cancel {}", self.queue), e))
+        let cancel = async {
+            self.channel
+                .basic_cancel(self.inner.tag(), BasicCancelOptions::default())
+                .await
+                .map_err(|e| BusError::amqp(format!("basic.cancel {}", self.queue), e))
+        };
+        BusError::within(
+            || format!("basic.cancel {}", self.queue),
+            crate::REPLY_WAIT,
+            cancel,
+        )
+        .await
     }
 
     /// The queue this consumer reads.

@@ -73,6 +73,16 @@ pub enum BusError {
         /// The configured confirm timeout.
         after_ms: u64,
     },
+    /// The broker did not answer `op` (`basic.cancel`, `connection.close`) in
+    /// time. Dropping the connection has the same effect: unacked deliveries
+    /// return to their queues.
+    #[error("the broker did not answer {op} within {after_ms} ms")]
+    NoReply {
+        /// The operation that went unanswered.
+        op: String,
+        /// How long it waited.
+        after_ms: u64,
+    },
     /// A payload over the configured size limit.
     #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
     Oversized {
@@ -112,11 +122,26 @@ impl BusError {
             | BusError::Nacked { .. }
             | BusError::ConfirmTimeout { .. } => Action::Retry,
             BusError::Amqp { source, .. } => source.action(),
-            BusError::ChannelClosed { .. } => Action::Reconnect,
+            BusError::ChannelClosed { .. } | BusError::NoReply { .. } => Action::Reconnect,
             BusError::Oversized { .. } | BusError::TooLong { .. } => Action::DeadLetter,
             BusError::Unroutable { .. } | BusError::Encode(_) | BusError::InvalidSettings(_) => {
                 Action::Fail
             }
+        }
+    }
+
+    /// Runs `operation`, giving up with [`BusError::NoReply`] after `after`.
+    pub(crate) async fn within<T>(
+        op: impl FnOnce() -> String,
+        after: std::time::Duration,
+        operation: impl std::future::Future<Output = Result<T, BusError>>,
+    ) -> Result<T, BusError> {
+        match tokio::time::timeout(after, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(BusError::NoReply {
+                op: op(),
+                after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+            }),
         }
     }
 

@@ -24,6 +24,11 @@ mod tls;
 mod topology;
 
 pub use bus::{Bus, BusSettings, QueueDepth};
+
+/// How long the broker may take to answer `basic.cancel` or `connection.close`.
+/// A broker that does not answer must not hold a stopping process past its
+/// deadline (an orchestrator would SIGKILL it).
+pub const REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 pub use consumer::{Consumer, DeadLettered, Delivery, StreamOffset};
 pub use envelope::{
     decode_decision, decode_event, decode_outcome, Outgoing, Rejection, GATE_ERROR_HEADER,
