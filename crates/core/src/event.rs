@@ -53,19 +53,29 @@ pub enum EventError {
 
 impl MergeEvent {
     /// Parses and checks an event payload. The version is checked before the shape,
-    /// so a future event says "unknown version", not "unknown field".
+    /// so a future event says "unknown version", not "unknown field". The payload
+    /// is parsed once when it is good; only a payload that does not parse is read
+    /// again, for its version alone.
     pub fn from_json(payload: &[u8]) -> Result<MergeEvent, EventError> {
         #[derive(Deserialize)]
         struct VersionOnly {
             schema_version: u64,
         }
-        let version: VersionOnly = serde_json::from_slice(payload)?;
-        if version.schema_version != u64::from(EVENT_SCHEMA_VERSION) {
-            return Err(EventError::UnknownVersion {
-                found: version.schema_version,
-            });
+        let unknown = |found: u64| EventError::UnknownVersion { found };
+        let event: MergeEvent = match serde_json::from_slice(payload) {
+            Ok(event) => event,
+            Err(error) => {
+                return Err(match serde_json::from_slice::<VersionOnly>(payload) {
+                    Ok(version) if version.schema_version != u64::from(EVENT_SCHEMA_VERSION) => {
+                        unknown(version.schema_version)
+                    }
+                    _ => error.into(),
+                })
+            }
+        };
+        if event.schema_version != EVENT_SCHEMA_VERSION {
+            return Err(unknown(u64::from(event.schema_version)));
         }
-        let event: MergeEvent = serde_json::from_slice(payload)?;
         for (name, value) in [
             ("event_id", &event.event_id),
             ("repo", &event.repo),

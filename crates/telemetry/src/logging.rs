@@ -3,8 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
+use tracing::{subscriber::Interest, Level, Metadata};
 use tracing_subscriber::{
-    filter::{filter_fn, FilterExt, LevelFilter},
+    filter::{dynamic_filter_fn, filter_fn, FilterExt, LevelFilter},
     layer::SubscriberExt,
     util::SubscriberInitExt,
     EnvFilter, Layer,
@@ -19,6 +20,17 @@ const LOGS_JSON: u8 = 2;
 static LOG_MODE: AtomicU8 = AtomicU8::new(LOGS_OFF);
 /// The process-wide subscriber is installed (by [`install`], once).
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Spans are built for OpenTelemetry export: on while a [`Telemetry`] that
+/// exports traces lives, off once it is shut down (no work for an exporter that is
+/// gone) or while it is paused.
+///
+/// [`Telemetry`]: crate::Telemetry
+static SPANS_EXPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the building of spans for export on or off.
+pub(crate) fn export_spans(on: bool) {
+    SPANS_EXPORTED.store(on, Ordering::Relaxed);
+}
 
 /// Logs to stderr: human-readable by default, JSON lines with `json`. The level
 /// comes from `DEPLOY_GATE_LOG` (e.g. `info`, `debug`, `gate_worker=debug`),
@@ -50,11 +62,33 @@ pub(crate) fn install(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> bool 
         .with_writer(std::io::stderr)
         .with_target(true)
         .with_filter(env_filter().and(when(LOGS_JSON)));
+    // What a span costs matters: a worker opens six per event. So no thread,
+    // source-location or target attributes (the span names say where they come
+    // from), no busy/idle timing and no OpenTelemetry context attached on every
+    // poll (the gate reads a span's context explicitly, `trace::traceparent`);
+    // log events become span events only from WARN up (what went wrong in this
+    // merge), the INFO lines stay in the logs.
     let spans = tracer.map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer)
             .with_threads(false)
-            .with_filter(LevelFilter::INFO)
+            .with_location(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+            // The level decides per callsite, once (debug and trace callsites of
+            // the libraries stay off for good); the switch at each span.
+            .with_filter(
+                dynamic_filter_fn(|_, _| SPANS_EXPORTED.load(Ordering::Relaxed))
+                    .with_max_level_hint(LevelFilter::INFO)
+                    .with_callsite_filter(|meta| {
+                        if exported_level(meta) {
+                            Interest::sometimes()
+                        } else {
+                            Interest::never()
+                        }
+                    }),
+            )
     });
     let installed = tracing_subscriber::registry()
         .with(text)
@@ -66,4 +100,14 @@ pub(crate) fn install(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> bool 
         return false;
     }
     true
+}
+
+/// Spans from INFO up, log events from WARN up: what goes to OpenTelemetry.
+fn exported_level(meta: &Metadata<'_>) -> bool {
+    let floor = if meta.is_span() {
+        Level::INFO
+    } else {
+        Level::WARN
+    };
+    *meta.level() <= floor
 }

@@ -208,7 +208,9 @@ impl Telemetry {
             None => None,
         };
         let tracer = tracer_provider.as_ref().map(|p| p.tracer(SCOPE));
-        if !crate::logging::install(tracer) && tracer_provider.is_some() {
+        if crate::logging::install(tracer) {
+            crate::logging::export_spans(tracer_provider.is_some());
+        } else if tracer_provider.is_some() {
             tracing::warn!("a tracing subscriber was already installed: spans are not exported");
         }
         tracing::debug!(
@@ -235,6 +237,17 @@ impl Telemetry {
         self.service_name.as_deref()
     }
 
+    /// Pauses (`false`) or resumes (`true`) building spans for export; the
+    /// exporters stay up, and metrics go on. A paused process spends on its spans
+    /// what one without OTLP export does, which is how the fleet benchmark measures
+    /// the export's overhead in alternating rounds. Nothing changes when this
+    /// process does not export traces.
+    pub fn export_spans(&self, on: bool) {
+        if self.tracer_provider.is_some() {
+            crate::logging::export_spans(on);
+        }
+    }
+
     /// Exports what is buffered and stops the exporters (also done on drop).
     pub fn shutdown(mut self) {
         self.stop();
@@ -242,6 +255,7 @@ impl Telemetry {
 
     fn stop(&mut self) {
         if let Some(provider) = self.tracer_provider.take() {
+            crate::logging::export_spans(false);
             if let Err(error) = provider.shutdown() {
                 tracing::warn!(error = %error, "the last spans could not be exported");
             }

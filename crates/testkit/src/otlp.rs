@@ -1,8 +1,8 @@
 //! An OTLP/HTTP receiver: what a collector is to the gate, in process. It accepts
 //! `POST /v1/traces` and `POST /v1/metrics` in both encodings
 //! (`application/x-protobuf` and `application/json`), decodes them with the
-//! OTLP messages themselves, and keeps the spans and metric names for tests to
-//! assert on. Anything it cannot decode is answered 400 and counted.
+//! OTLP messages themselves, and keeps the spans (as decoded, turned into
+//! [`ReceivedSpan`]s when asked) and metric names for tests to assert on. Anything it cannot decode is answered 400 and counted.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -67,10 +67,16 @@ pub struct ReceivedMetric {
 
 #[derive(Default)]
 struct Inner {
-    spans: Vec<ReceivedSpan>,
+    /// The trace exports as decoded; turned into [`ReceivedSpan`]s when asked, so
+    /// that receiving stays cheap (a benchmark shares its cores with it).
+    traces: Vec<ExportTraceServiceRequest>,
     metrics: Vec<ReceivedMetric>,
     /// Content types of the requests received, in order.
     content_types: Vec<String>,
+    /// Exports kept undecoded (a deferring receiver): path, JSON or not, body.
+    pending: Vec<(String, bool, Bytes)>,
+    /// Decode only when asked ([`OtlpReceiver::start_deferred`]).
+    defer: bool,
     /// Requests that could not be decoded, with why.
     refused: Vec<String>,
 }
@@ -85,9 +91,25 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// Listens on a random loopback port.
     pub async fn start() -> std::io::Result<OtlpReceiver> {
+        OtlpReceiver::listen(false).await
+    }
+
+    /// Like [`OtlpReceiver::start`], but answers each export at once and decodes
+    /// the bodies only when they are asked for, so a benchmark sharing its cores
+    /// with this stand-in for a collector (which would run on other machines) is
+    /// not charged for its decoding. A body that does not decode is then listed
+    /// in [`OtlpReceiver::refused`], although its exporter was told 200.
+    pub async fn start_deferred() -> std::io::Result<OtlpReceiver> {
+        OtlpReceiver::listen(true).await
+    }
+
+    async fn listen(defer: bool) -> std::io::Result<OtlpReceiver> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        let inner = Arc::new(Mutex::new(Inner {
+            defer,
+            ..Inner::default()
+        }));
         let (shutdown, mut stopped) = watch::channel(false);
         let accept_inner = Arc::clone(&inner);
         tokio::spawn(async move {
@@ -121,7 +143,7 @@ impl OtlpReceiver {
 
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.lock().spans.clone()
+        self.lock().traces.iter().flat_map(spans_of).collect()
     }
 
     /// Every metric received so far (one entry per metric per export).
@@ -139,8 +161,15 @@ impl OtlpReceiver {
         self.lock().refused.clone()
     }
 
+    /// The state, with any deferred exports decoded first.
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut inner = lock(&self.inner);
+        for (path, json, body) in std::mem::take(&mut inner.pending) {
+            if let Err(why) = absorb(&mut inner, &path, json, &body) {
+                inner.refused.push(why);
+            }
+        }
+        inner
     }
 }
 
@@ -172,16 +201,14 @@ async fn handle(
             format!("{path}: unsupported content type `{content_type}`"),
         ));
     }
-    let decoded = if path == "/v1/traces" {
-        decode::<ExportTraceServiceRequest>(&body, json).map(|request| {
-            let spans = spans_of(request);
-            lock(&inner).spans.extend(spans);
-        })
-    } else {
-        decode::<ExportMetricsServiceRequest>(&body, json).map(|request| {
-            let metrics = metrics_of(request);
-            lock(&inner).metrics.extend(metrics);
-        })
+    let decoded = {
+        let mut inner = lock(&inner);
+        if inner.defer {
+            inner.pending.push((path.clone(), json, body));
+            Ok(())
+        } else {
+            absorb(&mut inner, &path, json, &body)
+        }
     };
     match decoded {
         Ok(()) => {
@@ -198,8 +225,19 @@ async fn handle(
             );
             Ok(response)
         }
-        Err(error) => Ok(refuse(&inner, format!("{path}: {error}"))),
+        Err(why) => Ok(refuse(&inner, why)),
     }
+}
+
+/// Decodes one export into the state; `Err` says why it is refused.
+fn absorb(inner: &mut Inner, path: &str, json: bool, body: &[u8]) -> Result<(), String> {
+    let decoded = if path == "/v1/traces" {
+        decode::<ExportTraceServiceRequest>(body, json).map(|request| inner.traces.push(request))
+    } else {
+        decode::<ExportMetricsServiceRequest>(body, json)
+            .map(|request| inner.metrics.extend(metrics_of(request)))
+    };
+    decoded.map_err(|error| format!("{path}: {error}"))
 }
 
 fn decode<T: Message + Default + serde::de::DeserializeOwned>(
@@ -254,19 +292,19 @@ fn service_of(attributes: &[KeyValue]) -> String {
         .unwrap_or_default()
 }
 
-fn spans_of(request: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
+fn spans_of(request: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     let mut spans = Vec::new();
-    for resource_spans in request.resource_spans {
+    for resource_spans in &request.resource_spans {
         let service = resource_spans
             .resource
             .as_ref()
             .map(|r| service_of(&r.attributes))
             .unwrap_or_default();
-        for scope_spans in resource_spans.scope_spans {
-            for span in scope_spans.spans {
+        for scope_spans in &resource_spans.scope_spans {
+            for span in &scope_spans.spans {
                 spans.push(ReceivedSpan {
                     service: service.clone(),
-                    name: span.name,
+                    name: span.name.clone(),
                     trace_id: hex(&span.trace_id),
                     span_id: hex(&span.span_id),
                     parent_span_id: hex(&span.parent_span_id),

@@ -29,13 +29,18 @@
 //!    measured in 1, paced (open loop); each event's latency runs from just before its
 //!    `enqueue` call to the moment the observer receives its decision: p50 and p99.
 //!
-//! 5. **Telemetry overhead.** (`DEPLOY_GATE_BENCH_OTLP=0` skips it.) Step 1 again,
-//!    then the same with OTLP export on (`gate_telemetry::Telemetry`, protocol from
+//! 5. **Telemetry overhead.** (`DEPLOY_GATE_BENCH_OTLP=0` skips it.) OTLP export
+//!    is started (`gate_telemetry::Telemetry`, protocol from
 //!    `OTEL_EXPORTER_OTLP_PROTOCOL`, default http/protobuf) toward an in-process
-//!    OTLP/HTTP receiver (gate-testkit): every span of every event (producer,
-//!    worker, cache lookup, model call, consensus, publish) and the metrics every
-//!    5 s. Both rates, the loss (target: under 5 %) and the spans received. Last,
-//!    because the tracing subscriber it installs stays for the rest of the process.
+//!    OTLP/HTTP receiver (gate-testkit; it stands in for a collector on other
+//!    machines, so it decodes what it got only after the rounds). Then rounds of
+//!    step 1 alternate, `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (3) of each: span export
+//!    paused (`Telemetry::export_spans(false)`: no span is built, as in a worker
+//!    without OTLP) and on (every span of every event: producer, worker, cache
+//!    lookup, model call, consensus, publish; metrics every 5 s). Alternating puts
+//!    drift over the run on both sides alike. Both rates, the loss (target: under
+//!    5 %), each round's rate and the spans received. Last, because the tracing
+//!    subscriber it installs stays for the rest of the process.
 //!
 //! Under 1, 1b and 2 a `cpu` line says where the CPU went per event: this process
 //! (worker, producer, observer and the mock model), RabbitMQ and Redis, read from
@@ -54,7 +59,8 @@
 //! Knobs: `DEPLOY_GATE_BENCH_EVENTS` (2000), `DEPLOY_GATE_BENCH_CONCURRENCY` (16),
 //! `DEPLOY_GATE_BENCH_PUBLISHERS` (enqueue calls, and raw publishes, in flight:
 //! 16), `DEPLOY_GATE_BENCH_LATENCY_EVENTS` (1000), `DEPLOY_GATE_BENCH_WARM_UP` (100
-//! events through each loop before it is timed).
+//! events through each loop before it is timed), `DEPLOY_GATE_BENCH_OTLP` (1),
+//! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (3).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -116,8 +122,10 @@ struct Settings {
     n_publishers: usize,
     n_latency_events: usize,
     n_warm_up: usize,
-    /// Step 5: the gate rate again, then with OTLP export on.
+    /// Step 5: the gate rate with OTLP span export paused and on, alternating.
     otlp: bool,
+    /// Step 5's rounds of each kind.
+    otlp_rounds: usize,
 }
 
 impl Settings {
@@ -129,10 +137,14 @@ impl Settings {
             n_latency_events: env_or("DEPLOY_GATE_BENCH_LATENCY_EVENTS", 1_000)?,
             n_warm_up: env_or("DEPLOY_GATE_BENCH_WARM_UP", 100)?,
             otlp: env_or("DEPLOY_GATE_BENCH_OTLP", 1u8)? != 0,
+            otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 3)?,
         };
         ensure!(
-            settings.n_events > 0 && settings.concurrency > 0 && settings.n_publishers > 0,
-            "events, concurrency and publishers must be at least 1: {settings:?}"
+            settings.n_events > 0
+                && settings.concurrency > 0
+                && settings.n_publishers > 0
+                && settings.otlp_rounds > 0,
+            "events, concurrency, publishers and OTLP rounds must be at least 1: {settings:?}"
         );
         Ok(settings)
     }
@@ -545,7 +557,13 @@ async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
     Ok(())
 }
 
-/// Step 5: the gate rate without and then with OTLP export, back to back.
+/// Step 5: the gate rate without and with OTLP export, in alternating rounds.
+///
+/// The OTLP exporter is set up once; rounds then alternate between span export
+/// paused (`Telemetry::export_spans(false)`: no span is built, as in a worker
+/// without OTLP) and on, `otlp_rounds` of each, starting with a paused one, so
+/// that drift over the run (the broker's and Redis's growing state) falls on
+/// both sides alike. The rates are each side's events over its summed time.
 async fn overhead(
     settings: &Settings,
     world: &mut World,
@@ -553,12 +571,9 @@ async fn overhead(
     door: &Door,
     cpu: &CpuMeter,
 ) -> Result<()> {
-    let events = variants.events("plain", settings.n_events);
-    let cpu_before = cpu.sample();
-    let plain = run_gate(world, events, door, settings.n_publishers).await?;
-    let plain_cpu = cpu.since(&cpu_before, settings.n_events);
-
-    let receiver = gate_testkit::otlp::OtlpReceiver::start()
+    // It stands in for a collector on other machines: it decodes what it got
+    // after the rounds, so its decoding is not charged to the gate.
+    let receiver = gate_testkit::otlp::OtlpReceiver::start_deferred()
         .await
         .context("the in-process OTLP receiver")?;
     let endpoint = receiver.endpoint();
@@ -572,10 +587,26 @@ async fn overhead(
         },
     )
     .map_err(anyhow::Error::msg)?;
-    let events = variants.events("otlp", settings.n_events);
-    let cpu_before = cpu.sample();
-    let exported = run_gate(world, events, door, settings.n_publishers).await?;
-    let exported_cpu = cpu.since(&cpu_before, settings.n_events);
+
+    let mut sides = [Side::default(), Side::default()];
+    let mut per_round = Vec::new();
+    for round in 0..settings.otlp_rounds * 2 {
+        let exported = round % 2 == 1;
+        telemetry.export_spans(exported);
+        let events = variants.events(&format!("otlp{round}-"), settings.n_events);
+        let cpu_before = cpu.sample();
+        let result = run_gate(world, events, door, settings.n_publishers).await?;
+        let side = &mut sides[usize::from(exported)];
+        side.add(&result, &cpu_before, &cpu.sample());
+        per_round.push(format!(
+            "{}{:.0}",
+            if exported { "with " } else { "without " },
+            result.rate()
+        ));
+        // The observer sees a decision before the worker's spans of it close (the
+        // ack comes after the publish): let the last ones close in this round's mode.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // The last batches leave at shutdown (a blocking call: off the runtime).
     tokio::task::spawn_blocking(move || telemetry.shutdown())
         .await
@@ -587,6 +618,7 @@ async fn overhead(
         .cloned()
         .unwrap_or_default();
 
+    let [plain, exported] = &sides;
     let loss = 1.0 - exported.rate() / plain.rate();
     println!(
         "5. otlp   : {:>8.0} events/s without export, {:>8.0} events/s with OTLP export: loss {:.1} % \
@@ -597,9 +629,15 @@ async fn overhead(
         if loss < 0.05 { "PASS" } else { "FAIL" }
     );
     println!(
-        "   export : {spans} spans received ({} expected: 6 per event), {} metric exports, as {protocol}; \
-         refused {}",
-        6 * settings.n_events,
+        "   rounds : {} alternating rounds of {} events each, span export paused / on: {}",
+        settings.otlp_rounds * 2,
+        settings.n_events,
+        per_round.join(", ")
+    );
+    println!(
+        "   export : {spans} spans received ({} expected: 6 per event exported), {} metric exports, as \
+         {protocol}; refused {}",
+        6 * exported.n_events,
         receiver
             .metrics()
             .iter()
@@ -607,9 +645,35 @@ async fn overhead(
             .count(),
         receiver.refused().len()
     );
-    println!("   cpu    : without {plain_cpu}");
-    println!("            with    {exported_cpu}");
+    println!(
+        "   cpu    : without {}",
+        cpu.between(&plain.cpu, plain.n_events)
+    );
+    println!(
+        "            with    {}",
+        cpu.between(&exported.cpu, exported.n_events)
+    );
     Ok(())
+}
+
+/// One side (with or without export) of step 5, summed over its rounds.
+#[derive(Default)]
+struct Side {
+    n_events: usize,
+    elapsed: Duration,
+    cpu: CpuSpent,
+}
+
+impl Side {
+    fn add(&mut self, round: &Round, before: &CpuSample, after: &CpuSample) {
+        self.n_events += round.tally.seen_at.len();
+        self.elapsed += round.elapsed;
+        self.cpu.add(before, after);
+    }
+
+    fn rate(&self) -> f64 {
+        self.n_events as f64 / self.elapsed.as_secs_f64()
+    }
 }
 
 /// How events reach the bus.
@@ -681,13 +745,21 @@ impl CpuMeter {
     }
 
     fn since(&self, before: &CpuSample, n_events: usize) -> CpuPerEvent {
-        let after = self.sample();
+        let mut spent = CpuSpent::default();
+        spent.add(before, &self.sample());
+        self.between(&spent, n_events)
+    }
+
+    /// `spent` per event.
+    fn between(&self, spent: &CpuSpent, n_events: usize) -> CpuPerEvent {
         let per_event = |ticks: u64| ticks as f64 * TICK_US / n_events.max(1) as f64;
-        let own = after.own.saturating_sub(before.own);
-        let broker = after.broker.saturating_sub(before.broker);
-        let redis = after.redis.saturating_sub(before.redis);
-        let total = after.machine_total.saturating_sub(before.machine_total);
-        let busy = after.machine_busy.saturating_sub(before.machine_busy);
+        let CpuSpent {
+            own,
+            broker,
+            redis,
+            busy,
+            total,
+        } = *spent;
         CpuPerEvent {
             own_us: per_event(own),
             broker_us: self.broker.as_ref().map(|_| per_event(broker)),
@@ -695,6 +767,26 @@ impl CpuMeter {
             others_pct: (total > 0)
                 .then(|| 100.0 * busy.saturating_sub(own + broker + redis) as f64 / total as f64),
         }
+    }
+}
+
+/// Clock ticks spent between samples, summed over one or more intervals.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuSpent {
+    own: u64,
+    broker: u64,
+    redis: u64,
+    busy: u64,
+    total: u64,
+}
+
+impl CpuSpent {
+    fn add(&mut self, before: &CpuSample, after: &CpuSample) {
+        self.own += after.own.saturating_sub(before.own);
+        self.broker += after.broker.saturating_sub(before.broker);
+        self.redis += after.redis.saturating_sub(before.redis);
+        self.busy += after.machine_busy.saturating_sub(before.machine_busy);
+        self.total += after.machine_total.saturating_sub(before.machine_total);
     }
 }
 
