@@ -318,6 +318,10 @@ struct CheckArgs {
     repo_name: Option<String>,
 }
 
+/// mimalloc instead of glibc's malloc: see BENCHMARKS.md (`fleet_throughput`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

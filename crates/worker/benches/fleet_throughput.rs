@@ -34,11 +34,12 @@
 //!    `OTEL_EXPORTER_OTLP_PROTOCOL`, default http/protobuf) toward an in-process
 //!    OTLP/HTTP receiver (gate-testkit; it stands in for a collector on other
 //!    machines, so it decodes what it got only after the rounds). Then rounds of
-//!    step 1 alternate, `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (3) of each: span export
+//!    step 1 alternate, `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (4) of each: span export
 //!    paused (`Telemetry::export_spans(false)`: no span is built, as in a worker
 //!    without OTLP) and on (every span of every event: producer, worker, cache
-//!    lookup, model call, consensus, publish; metrics every 5 s). Alternating puts
-//!    drift over the run on both sides alike. Both rates, the loss (target: under
+//!    lookup, model call, consensus, publish; metrics every 5 s), in the order
+//!    paused, on, on, paused, …, which puts drift over the run on both sides
+//!    alike. Both rates, the loss (target: under
 //!    5 %), each round's rate and the spans received. Last, because the tracing
 //!    subscriber it installs stays for the rest of the process.
 //!
@@ -60,7 +61,7 @@
 //! `DEPLOY_GATE_BENCH_PUBLISHERS` (enqueue calls, and raw publishes, in flight:
 //! 16), `DEPLOY_GATE_BENCH_LATENCY_EVENTS` (1000), `DEPLOY_GATE_BENCH_WARM_UP` (100
 //! events through each loop before it is timed), `DEPLOY_GATE_BENCH_OTLP` (1),
-//! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (3).
+//! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (4).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -98,6 +99,11 @@ use tokio::{
     sync::{oneshot, Semaphore},
     task::{JoinHandle, JoinSet},
 };
+
+/// The allocator the `deploy-gate` binary runs with, so the worker measured here
+/// allocates as the shipped one does (the raw loop shares it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The machine's RabbitMQ.
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -137,7 +143,7 @@ impl Settings {
             n_latency_events: env_or("DEPLOY_GATE_BENCH_LATENCY_EVENTS", 1_000)?,
             n_warm_up: env_or("DEPLOY_GATE_BENCH_WARM_UP", 100)?,
             otlp: env_or("DEPLOY_GATE_BENCH_OTLP", 1u8)? != 0,
-            otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 3)?,
+            otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 4)?,
         };
         ensure!(
             settings.n_events > 0
@@ -561,9 +567,10 @@ async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
 ///
 /// The OTLP exporter is set up once; rounds then alternate between span export
 /// paused (`Telemetry::export_spans(false)`: no span is built, as in a worker
-/// without OTLP) and on, `otlp_rounds` of each, starting with a paused one, so
-/// that drift over the run (the broker's and Redis's growing state) falls on
-/// both sides alike. The rates are each side's events over its summed time.
+/// without OTLP) and on, `otlp_rounds` of each, in the order paused, on, on,
+/// paused, … so that drift over the run (the broker's and Redis's growing state)
+/// falls on both sides alike. The rates are each side's events over its summed
+/// time.
 async fn overhead(
     settings: &Settings,
     world: &mut World,
@@ -591,7 +598,9 @@ async fn overhead(
     let mut sides = [Side::default(), Side::default()];
     let mut per_round = Vec::new();
     for round in 0..settings.otlp_rounds * 2 {
-        let exported = round % 2 == 1;
+        // Paused, on, on, paused, paused, on, …: a steady drift over the run
+        // falls on both sides alike.
+        let exported = matches!(round % 4, 1 | 2);
         telemetry.export_spans(exported);
         let events = variants.events(&format!("otlp{round}-"), settings.n_events);
         let cpu_before = cpu.sample();
@@ -629,7 +638,7 @@ async fn overhead(
         if loss < 0.05 { "PASS" } else { "FAIL" }
     );
     println!(
-        "   rounds : {} alternating rounds of {} events each, span export paused / on: {}",
+        "   rounds : {} rounds of {} events each, span export paused and on in turn: {}",
         settings.otlp_rounds * 2,
         settings.n_events,
         per_round.join(", ")
