@@ -10,9 +10,9 @@ use tokio::sync::Mutex;
 
 use crate::ProducerError;
 
-/// Enqueues one event on `bus`, for a caller that publishes once (the CLI, an event
-/// bus's adapter): opens a confirm channel, publishes, and returns only when the
-/// broker confirmed the event *and* routed it to a queue.
+/// Enqueues one event on `bus` (the CLI, an event bus's adapter): publishes on the
+/// bus's shared confirm channel ([`Bus::shared_publisher`]) and returns only when
+/// the broker confirmed the event *and* routed it to a queue.
 ///
 /// Refused before anything is sent: an event larger than the bus's
 /// `max_payload_bytes` ([`ProducerError::Oversized`], naming both sizes and how to

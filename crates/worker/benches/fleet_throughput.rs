@@ -13,17 +13,20 @@
 //!    uncached rate (the worker's counters are printed to show it). The policy asks
 //!    the model even for this docs-only change (`skip_models_when_trivial = false`).
 //!
-//!    1b. The same with N more events through one long-lived `Producer` (one
-//!    confirm channel for every call, where `enqueue` opens one per call), so the
-//!    run shows what that costs.
+//!    1b. The same with N more events through one long-lived `Producer` (its own
+//!    confirm channel, where `enqueue` uses the bus's shared one), so the run
+//!    shows whether the entry point matters.
 //! 2. **Raw rate.** The same loop in lapin alone: publish a message of the event's
 //!    size with a confirm → a quorum queue with the gate's arguments → consume with
 //!    the same prefetch and concurrency, manual acks → publish a message of the
 //!    decision's size with a confirm to a topic exchange routing to the same kind of
 //!    stream log and observer queue → ack. Persistent messages, `mandatory`, N
 //!    distinct ids counted the same way, as many publishes in flight.
-//! 3. **The ratio** 1 / 2, with PASS or FAIL against the target of 50 % (1b / 2
-//!    beside it).
+//! 3. **The ratio** gate / raw, with PASS or FAIL against the target of 50 % (1b /
+//!    raw beside it), over `DEPLOY_GATE_BENCH_RATIO_ROUNDS` (4) rounds of each: 1
+//!    and 2 are the first, the others follow in the order raw, gate, gate, raw, …
+//!    so that a drift over the run falls on both sides; each side's rate is its
+//!    events over its summed time, and every round's rate is printed.
 //! 4. **Latency at half the peak.** M events (`DEPLOY_GATE_BENCH_LATENCY_EVENTS`,
 //!    default 1,000) offered through `gate_producer::enqueue` at half the rate
 //!    measured in 1, paced (open loop); each event's latency runs from just before its
@@ -61,7 +64,7 @@
 //! `DEPLOY_GATE_BENCH_PUBLISHERS` (enqueue calls, and raw publishes, in flight:
 //! 16), `DEPLOY_GATE_BENCH_LATENCY_EVENTS` (1000), `DEPLOY_GATE_BENCH_WARM_UP` (100
 //! events through each loop before it is timed), `DEPLOY_GATE_BENCH_OTLP` (1),
-//! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (4).
+//! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (4), `DEPLOY_GATE_BENCH_RATIO_ROUNDS` (4).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -128,6 +131,8 @@ struct Settings {
     n_publishers: usize,
     n_latency_events: usize,
     n_warm_up: usize,
+    /// Steps 1-3: rounds of the gate and of the raw loop each.
+    ratio_rounds: usize,
     /// Step 5: the gate rate with OTLP span export paused and on, alternating.
     otlp: bool,
     /// Step 5's rounds of each kind.
@@ -142,6 +147,7 @@ impl Settings {
             n_publishers: env_or("DEPLOY_GATE_BENCH_PUBLISHERS", 16)?,
             n_latency_events: env_or("DEPLOY_GATE_BENCH_LATENCY_EVENTS", 1_000)?,
             n_warm_up: env_or("DEPLOY_GATE_BENCH_WARM_UP", 100)?,
+            ratio_rounds: env_or("DEPLOY_GATE_BENCH_RATIO_ROUNDS", 4)?,
             otlp: env_or("DEPLOY_GATE_BENCH_OTLP", 1u8)? != 0,
             otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 4)?,
         };
@@ -149,8 +155,9 @@ impl Settings {
             settings.n_events > 0
                 && settings.concurrency > 0
                 && settings.n_publishers > 0
-                && settings.otlp_rounds > 0,
-            "events, concurrency, publishers and OTLP rounds must be at least 1: {settings:?}"
+                && settings.otlp_rounds > 0
+                && settings.ratio_rounds > 0,
+            "events, concurrency, publishers and rounds must be at least 1: {settings:?}"
         );
         Ok(settings)
     }
@@ -479,8 +486,8 @@ async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
     );
     println!("   cpu    : {gate_cpu}");
 
-    // 1b. The same, fed by one long-lived `Producer` (one confirm channel for every
-    // call), to show what `enqueue`'s channel per call costs.
+    // 1b. The same, fed by one long-lived `Producer` (a confirm channel of its own),
+    // to show whether the entry point matters.
     let shared = Door::Producer(
         gate_producer::Producer::new(&world.producer)
             .await
@@ -509,27 +516,54 @@ async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
         let round = raw
             .run("raw", settings.n_events, settings.n_publishers)
             .await?;
-        Ok::<_, anyhow::Error>((round, cpu.since(&cpu_before, settings.n_events)))
+        let raw_cpu = cpu.since(&cpu_before, settings.n_events);
+        let raw_rate = round.rate();
+        println!(
+            "2. raw    : {:>8.0} events/s  ({} messages in {:.3} s; lapin publish {event_bytes} B -> quorum queue -> \
+             consume -> publish {decision_bytes} B -> ack, confirms on both publishes, prefetch {})",
+            raw_rate,
+            settings.n_events,
+            round.elapsed.as_secs_f64(),
+            settings.concurrency
+        );
+        println!("   cpu    : {raw_cpu}");
+
+        // More rounds of both, in the order raw, gate, gate, raw, …, so that a
+        // drift over the run (the broker's growing logs) falls on both sides.
+        let mut gate_side = Side::default();
+        gate_side.add_round(&gate);
+        let mut raw_side = Side::default();
+        raw_side.add_round(&round);
+        let mut rounds = vec![format!("gate {gate_rate:.0}"), format!("raw {raw_rate:.0}")];
+        for pair in 1..settings.ratio_rounds {
+            for gate_first in [pair % 2 == 0, pair % 2 == 1] {
+                if gate_first {
+                    let events = variants.events(&format!("gate{pair}-"), settings.n_events);
+                    let round = run_gate(world, events, &per_call, settings.n_publishers).await?;
+                    rounds.push(format!("gate {:.0}", round.rate()));
+                    gate_side.add_round(&round);
+                } else {
+                    let round = raw
+                        .run(&format!("raw{pair}"), settings.n_events, settings.n_publishers)
+                        .await?;
+                    rounds.push(format!("raw {:.0}", round.rate()));
+                    raw_side.add_round(&round);
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>((gate_side, raw_side, rounds))
     }
     .await;
     let raw_stopped = raw.stop().await;
-    let (raw_run, raw_cpu) = raw_result?;
+    let (gate_side, raw_side, rounds) = raw_result?;
     raw_stopped?;
-    let raw_rate = raw_run.rate();
-    println!(
-        "2. raw    : {:>8.0} events/s  ({} messages in {:.3} s; lapin publish {event_bytes} B -> quorum queue -> \
-         consume -> publish {decision_bytes} B -> ack, confirms on both publishes, prefetch {})",
-        raw_rate,
-        settings.n_events,
-        raw_run.elapsed.as_secs_f64(),
-        settings.concurrency
-    );
-    println!("   cpu    : {raw_cpu}");
 
-    // 3. The ratio.
+    // 3. The ratio, over every round of each.
+    let (gate_rate, raw_rate) = (gate_side.rate(), raw_side.rate());
     let ratio = gate_rate / raw_rate;
     println!(
-        "3. ratio  : {:>7.1} %  gate/raw (target >= {:.0} %): {}   [1b/raw: {:.1} %]",
+        "3. ratio  : {:>7.1} %  gate/raw (target >= {:.0} %): {}   [gate {gate_rate:.0} events/s, raw \
+         {raw_rate:.0} events/s over {} rounds of each; 1b/raw: {:.1} %]",
         ratio * 100.0,
         TARGET_RATIO * 100.0,
         if ratio >= TARGET_RATIO {
@@ -537,8 +571,10 @@ async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
         } else {
             "FAIL"
         },
+        settings.ratio_rounds,
         gate_shared.rate() / raw_rate * 100.0
     );
+    println!("   rounds : {}", rounds.join(", "));
 
     // 4. Latency at half the peak.
     if settings.n_latency_events > 0 {
@@ -665,7 +701,8 @@ async fn overhead(
     Ok(())
 }
 
-/// One side (with or without export) of step 5, summed over its rounds.
+/// One side (gate or raw in step 3, with or without export in step 5), summed
+/// over its rounds.
 #[derive(Default)]
 struct Side {
     n_events: usize,
@@ -675,9 +712,13 @@ struct Side {
 
 impl Side {
     fn add(&mut self, round: &Round, before: &CpuSample, after: &CpuSample) {
+        self.add_round(round);
+        self.cpu.add(before, after);
+    }
+
+    fn add_round(&mut self, round: &Round) {
         self.n_events += round.tally.seen_at.len();
         self.elapsed += round.elapsed;
-        self.cpu.add(before, after);
     }
 
     fn rate(&self) -> f64 {
@@ -689,7 +730,7 @@ impl Side {
 #[derive(Clone)]
 enum Door {
     /// `gate_producer::enqueue(&bus, &event)`: the library call the issue names; it
-    /// opens a confirm channel for each call.
+    /// publishes on the bus's shared confirm channel.
     Enqueue(Arc<Bus>),
     /// `Producer::enqueue`: one confirm channel shared by every call.
     Producer(gate_producer::Producer),
