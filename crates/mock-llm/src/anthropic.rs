@@ -7,7 +7,7 @@ use hyper::StatusCode;
 use serde_json::{json, Value};
 
 use crate::script::Fault;
-use crate::{count_tokens, json_reply, LimitReport, Outcome, Reply, Shared};
+use crate::{count_tokens, json_reply, CacheKey, LimitReport, Outcome, Reply, Shared};
 
 const TOP_LEVEL: &[&str] = &[
     "model",
@@ -305,15 +305,19 @@ fn validate(body: &Value) -> Result<Vec<Duration>, String> {
 }
 
 /// The prompt as Anthropic caches it: tools, then system, then messages, each block a
-/// segment; the token count at every breakpoint, keyed by the prefix text.
-fn breakpoints(body: &Value) -> (u64, Vec<(String, u64, Duration)>) {
-    let mut prefix = String::new();
+/// segment; the token count at every breakpoint, keyed by the digest of the model
+/// and the prefix text up to it (hashed as it goes: no copy of the prefix).
+fn breakpoints(body: &Value) -> (u64, Vec<(CacheKey, u64, Duration)>) {
+    use sha2::Digest as _;
+    let mut prefix = sha2::Sha256::new();
+    prefix.update(body["model"].to_string().as_bytes());
+    prefix.update([0]);
     let mut tokens = 0;
     let mut points = Vec::new();
-    let mut segment = |value: &Value, text: String, prefix: &mut String, tokens: &mut u64| {
-        *tokens += count_tokens(&text);
-        prefix.push_str(&text);
-        prefix.push('\u{0}');
+    let mut segment = |value: &Value, text: &str| {
+        tokens += count_tokens(text);
+        prefix.update(text.as_bytes());
+        prefix.update([0]);
         if let Some(cache_control) = value.get("cache_control") {
             let ttl = if cache_control.get("ttl").and_then(Value::as_str) == Some("1h") {
                 3_600
@@ -321,8 +325,8 @@ fn breakpoints(body: &Value) -> (u64, Vec<(String, u64, Duration)>) {
                 300
             };
             points.push((
-                format!("{}\u{0}{prefix}", body["model"]),
-                *tokens,
+                prefix.clone().finalize().into(),
+                tokens,
                 Duration::from_secs(ttl),
             ));
         }
@@ -337,33 +341,27 @@ fn breakpoints(body: &Value) -> (u64, Vec<(String, u64, Duration)>) {
         if let Some(obj) = bare.as_object_mut() {
             obj.remove("cache_control");
         }
-        segment(tool, bare.to_string(), &mut prefix, &mut tokens);
+        segment(tool, &bare.to_string());
     }
     match body.get("system") {
-        Some(Value::String(text)) => segment(&Value::Null, text.clone(), &mut prefix, &mut tokens),
+        Some(Value::String(text)) => segment(&Value::Null, text),
         Some(Value::Array(blocks)) => {
             for block in blocks {
-                segment(
-                    block,
-                    block["text"].as_str().unwrap_or_default().to_string(),
-                    &mut prefix,
-                    &mut tokens,
-                );
+                segment(block, block["text"].as_str().unwrap_or_default());
             }
         }
         _ => {}
     }
     for message in body["messages"].as_array().into_iter().flatten() {
         match &message["content"] {
-            Value::String(text) => segment(&Value::Null, text.clone(), &mut prefix, &mut tokens),
+            Value::String(text) => segment(&Value::Null, text),
             Value::Array(blocks) => {
                 for block in blocks {
-                    let text = match block["type"].as_str() {
-                        Some("text") => block["text"].as_str().unwrap_or_default().to_string(),
-                        Some("tool_use") => block["input"].to_string(),
-                        _ => block["content"].to_string(),
-                    };
-                    segment(block, text, &mut prefix, &mut tokens);
+                    match block["type"].as_str() {
+                        Some("text") => segment(block, block["text"].as_str().unwrap_or_default()),
+                        Some("tool_use") => segment(block, &block["input"].to_string()),
+                        _ => segment(block, &block["content"].to_string()),
+                    }
                 }
             }
             _ => {}

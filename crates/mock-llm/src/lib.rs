@@ -177,8 +177,11 @@ struct Inner {
     faults: VecDeque<Fault>,
     requests: Vec<RecordedRequest>,
     stats: Stats,
-    /// Cached prefixes: key → (tokens, expiry).
-    cache: HashMap<String, (u64, Instant)>,
+    /// Cached prefixes: key → (tokens, expiry). An expired entry is never read;
+    /// the map is swept of them at most once per [`CACHE_SWEEP`].
+    cache: HashMap<CacheKey, (u64, Instant)>,
+    /// When the cache was last swept.
+    last_sweep: Option<Instant>,
     clock_offset: Duration,
     request_bucket: Option<Bucket>,
     token_bucket: Option<Bucket>,
@@ -187,9 +190,42 @@ struct Inner {
     n_draws: u64,
 }
 
+/// A cached prefix's identity: the SHA-256 of the model and the prefix's text, so
+/// that a prompt of many kilobytes costs the cache 32 bytes per entry.
+pub(crate) type CacheKey = [u8; 32];
+
+/// How often expired prompt-cache entries are dropped from memory.
+const CACHE_SWEEP: Duration = Duration::from_secs(10);
+
+/// The [`CacheKey`] of `parts`, each followed by a NUL.
+pub(crate) fn cache_key<'a>(parts: impl IntoIterator<Item = &'a str>) -> CacheKey {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().into()
+}
+
 /// State shared by the connections and the handle.
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+}
+
+impl Inner {
+    /// Drops expired prompt-cache entries, at most once per [`CACHE_SWEEP`]
+    /// (lookups ignore expired entries themselves).
+    fn sweep_cache(&mut self, now: Instant) {
+        if self
+            .last_sweep
+            .is_some_and(|last| now.saturating_duration_since(last) < CACHE_SWEEP)
+        {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.cache.retain(|_, (_, expiry)| *expiry > now);
+    }
 }
 
 impl Shared {
@@ -308,16 +344,16 @@ impl Shared {
     /// their keys and TTLs, returns `(read, written_5m, written_1h)`.
     pub(crate) fn anthropic_cache(
         &self,
-        breakpoints: &[(String, u64, Duration)],
+        breakpoints: &[(CacheKey, u64, Duration)],
         min_tokens: u64,
     ) -> (u64, u64, u64) {
         let now = self.now();
         let mut inner = self.lock();
-        inner.cache.retain(|_, (_, expiry)| *expiry > now);
+        inner.sweep_cache(now);
         let mut read = 0;
         let mut read_idx = None;
         for (idx, (key, tokens, ttl)) in breakpoints.iter().enumerate().rev() {
-            if let Some(entry) = inner.cache.get_mut(key) {
+            if let Some(entry) = inner.cache.get_mut(key).filter(|(_, expiry)| *expiry > now) {
                 read = *tokens;
                 entry.1 = now + *ttl;
                 read_idx = Some(idx);
@@ -337,20 +373,21 @@ impl Shared {
                 written_5m += written;
             }
             covered = *tokens;
-            inner.cache.insert(key.clone(), (*tokens, now + *ttl));
+            inner.cache.insert(*key, (*tokens, now + *ttl));
         }
         (read, written_5m, written_1h)
     }
 
     /// OpenAI automatic caching: a prefix of at least 1,024 tokens is cached in
     /// 128-token steps for ten minutes after its last use.
-    pub(crate) fn openai_cache(&self, key: String, prefix_tokens: u64) -> u64 {
+    pub(crate) fn openai_cache(&self, key: CacheKey, prefix_tokens: u64) -> u64 {
         if prefix_tokens < 1_024 {
             return 0;
         }
         let now = self.now();
         let cached = (prefix_tokens / 128) * 128;
         let mut inner = self.lock();
+        inner.sweep_cache(now);
         let hit = inner
             .cache
             .get(&key)
@@ -649,5 +686,37 @@ pub(crate) fn go_duration(d: Duration) -> String {
     } else {
         let minutes = (secs / 60.0).floor();
         format!("{}m{:.0}s", minutes as u64, secs - minutes * 60.0)
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    #[test]
+    fn an_expired_prefix_is_a_miss_before_any_sweep() {
+        let shared = shared();
+        let key = cache_key(["model", "a long system prompt"]);
+        let point = [(key, 2_000, Duration::from_secs(5))];
+        assert_eq!(shared.anthropic_cache(&point, 1_024), (0, 2_000, 0));
+        assert_eq!(shared.anthropic_cache(&point, 1_024), (2_000, 0, 0));
+        // Past the entry's TTL but within the sweep interval: the entry is still
+        // in the map, and must not be read.
+        shared.lock().clock_offset += Duration::from_secs(6);
+        assert!(shared.lock().cache.contains_key(&key));
+        assert_eq!(shared.anthropic_cache(&point, 1_024), (0, 2_000, 0));
+    }
+
+    #[test]
+    fn keys_differ_by_model_and_by_where_the_segments_split() {
+        assert_ne!(cache_key(["m1", "text"]), cache_key(["m2", "text"]));
+        assert_ne!(cache_key(["m", "ab", "c"]), cache_key(["m", "a", "bc"]));
+        assert_eq!(cache_key(["m", "ab"]), cache_key(["m", "ab"]));
     }
 }

@@ -329,10 +329,11 @@ pub(crate) async fn handle(shared: &Shared, headers: &HeaderMap, bytes: &[u8]) -
     let prefix_tokens = count_tokens(&system) + count_tokens(&body["response_format"].to_string());
     let cached = shared
         .openai_cache(
-            format!(
-                "{}\u{0}{}\u{0}{system}",
-                body["model"], body["response_format"]
-            ),
+            crate::cache_key([
+                body["model"].to_string().as_str(),
+                body["response_format"].to_string().as_str(),
+                system.as_str(),
+            ]),
             prefix_tokens,
         )
         .min(prompt_tokens);
