@@ -37,7 +37,7 @@ pub use error::{Action, AmqpError, BusError};
 pub use publisher::Publisher;
 pub use ratelimit::{Admission, Budget, FleetLimits};
 pub use store::{
-    DecisionOutcomes, DecisionStore, Insert, Marks, OutcomeStore, Redis, RedisSettings,
+    DecisionOutcomes, DecisionStore, Insert, Lookup, Marks, OutcomeStore, Redis, RedisSettings,
     ScanSummary, StoreError, VerdictCache, VerdictKey,
 };
 pub use topology::{

@@ -275,6 +275,16 @@ impl Redis {
     }
 }
 
+/// What [`DecisionStore::lookup`] found: the stored decision (`None` when none
+/// was asked for or stored) and one slot per verdict key, in order.
+#[derive(Debug)]
+pub struct Lookup {
+    /// The event's stored decision.
+    pub decision: Result<Option<Decision>, StoreError>,
+    /// The cached verdicts, one per key asked for.
+    pub verdicts: Vec<Result<Option<Verdict>, StoreError>>,
+}
+
 /// What [`DecisionStore::insert`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Insert {
@@ -363,6 +373,60 @@ return previous
                 .map(|existing| Insert::AlreadyDecided(Box::new(existing)))
                 .map_err(|source| StoreError::Corrupt { key, source }),
         }
+    }
+
+    /// The decision stored for `event_id` (when given) and the verdicts cached
+    /// under `keys`, in one round trip (`MGET`; like the other multi-key
+    /// operations here, for a single Redis node). `Err` only when Redis could not
+    /// be asked; a value that does not parse is an `Err` in its own slot, so one
+    /// bad verdict does not hide the stored decision.
+    pub async fn lookup(
+        &self,
+        event_id: Option<&str>,
+        keys: &[&VerdictKey],
+    ) -> Result<Lookup, StoreError> {
+        let decision_key = event_id.map(|id| self.redis.key("decision", id));
+        let verdict_keys: Vec<String> = keys
+            .iter()
+            .map(|key| self.redis.key("verdict", key.as_str()))
+            .collect();
+        let all: Vec<&String> = decision_key.iter().chain(&verdict_keys).collect();
+        if all.is_empty() {
+            return Ok(Lookup {
+                decision: Ok(None),
+                verdicts: Vec::new(),
+            });
+        }
+        let mut conn = self.redis.manager.clone();
+        let mget = redis::cmd("MGET").arg(&all).to_owned();
+        let raw: Vec<Option<String>> = self
+            .redis
+            .bounded("MGET decision and verdicts", async move {
+                mget.query_async::<Vec<Option<String>>>(&mut conn).await
+            })
+            .await?;
+        let mut raw = raw.into_iter();
+        fn parse<T: DeserializeOwned>(
+            key: &str,
+            raw: Option<String>,
+        ) -> Result<Option<T>, StoreError> {
+            raw.map(|raw| {
+                serde_json::from_str(&raw).map_err(|source| StoreError::Corrupt {
+                    key: key.to_string(),
+                    source,
+                })
+            })
+            .transpose()
+        }
+        let decision = match &decision_key {
+            Some(key) => parse(key, raw.next().flatten()),
+            None => Ok(None),
+        };
+        let verdicts = verdict_keys
+            .iter()
+            .map(|key| parse(key, raw.next().flatten()))
+            .collect();
+        Ok(Lookup { decision, verdicts })
     }
 
     /// The decision stored for an event, if any.

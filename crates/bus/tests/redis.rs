@@ -142,6 +142,56 @@ async fn a_corrupt_stored_value_is_a_typed_error_not_a_panic() {
 }
 
 #[tokio::test]
+async fn one_lookup_reads_the_stored_decision_and_each_cached_verdict() {
+    let (redis, prefix) = test_redis_with_prefix(|_| {}).await;
+    let store = redis.decision_store();
+    let cache = redis.verdict_cache();
+    let (hit, miss, bad) = (
+        VerdictKey::from_parts(["hit"]),
+        VerdictKey::from_parts(["miss"]),
+        VerdictKey::from_parts(["bad"]),
+    );
+    let decision = sample_decision("ev-1", "acme/shop", 30);
+    assert_eq!(store.insert(&decision).await.unwrap(), Insert::Stored);
+    cache.put(&hit, &sample_verdict(40)).await.unwrap();
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SET")
+        .arg(format!("{prefix}verdict:{}", bad.as_str()))
+        .arg("{not json")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+
+    let found = store
+        .lookup(Some("ev-1"), &[&hit, &miss, &bad])
+        .await
+        .unwrap();
+    assert_eq!(found.decision.unwrap(), Some(decision));
+    assert_eq!(found.verdicts.len(), 3);
+    assert_eq!(
+        found.verdicts[0]
+            .as_ref()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .risk_score,
+        40
+    );
+    assert!(found.verdicts[1].as_ref().unwrap().is_none());
+    // A bad value spoils its own slot, not the others.
+    assert!(matches!(found.verdicts[2], Err(StoreError::Corrupt { .. })));
+
+    // Another event's decision is not this one's; verdicts alone need no event.
+    let found = store.lookup(Some("ev-2"), &[&hit]).await.unwrap();
+    assert_eq!(found.decision.unwrap(), None);
+    let found = store.lookup(None, &[&miss]).await.unwrap();
+    assert!(found.decision.unwrap().is_none());
+    assert!(found.verdicts[0].as_ref().unwrap().is_none());
+    redis.delete_all_keys().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_unreachable_redis_gives_a_typed_error_within_the_timeout() {
     let url = format!("redis://127.0.0.1:{}/", closed_port());
     let settings = RedisSettings {

@@ -305,30 +305,25 @@ fn validate(body: &Value) -> Result<Vec<Duration>, String> {
 }
 
 /// The prompt as Anthropic caches it: tools, then system, then messages, each block a
-/// segment; the token count at every breakpoint, keyed by the digest of the model
+/// segment; the token count at every breakpoint, keyed by the hash of the model
 /// and the prefix text up to it (hashed as it goes: no copy of the prefix).
 fn breakpoints(body: &Value) -> (u64, Vec<(CacheKey, u64, Duration)>) {
-    use sha2::Digest as _;
-    let mut prefix = sha2::Sha256::new();
+    let mut prefix = xxhash_rust::xxh3::Xxh3::new();
     prefix.update(body["model"].to_string().as_bytes());
-    prefix.update([0]);
+    prefix.update(&[0]);
     let mut tokens = 0;
     let mut points = Vec::new();
     let mut segment = |value: &Value, text: &str| {
         tokens += count_tokens(text);
         prefix.update(text.as_bytes());
-        prefix.update([0]);
+        prefix.update(&[0]);
         if let Some(cache_control) = value.get("cache_control") {
             let ttl = if cache_control.get("ttl").and_then(Value::as_str) == Some("1h") {
                 3_600
             } else {
                 300
             };
-            points.push((
-                prefix.clone().finalize().into(),
-                tokens,
-                Duration::from_secs(ttl),
-            ));
+            points.push((prefix.digest128(), tokens, Duration::from_secs(ttl)));
         }
     };
     for tool in body

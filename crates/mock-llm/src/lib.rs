@@ -190,22 +190,21 @@ struct Inner {
     n_draws: u64,
 }
 
-/// A cached prefix's identity: the SHA-256 of the model and the prefix's text, so
-/// that a prompt of many kilobytes costs the cache 32 bytes per entry.
-pub(crate) type CacheKey = [u8; 32];
+/// A cached prefix's identity: the XXH3-128 hash of the model and the prefix's
+/// text, so that a prompt of many kilobytes costs the cache 16 bytes per entry.
+pub(crate) type CacheKey = u128;
 
 /// How often expired prompt-cache entries are dropped from memory.
 const CACHE_SWEEP: Duration = Duration::from_secs(10);
 
 /// The [`CacheKey`] of `parts`, each followed by a NUL.
 pub(crate) fn cache_key<'a>(parts: impl IntoIterator<Item = &'a str>) -> CacheKey {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     for part in parts {
         hasher.update(part.as_bytes());
-        hasher.update([0]);
+        hasher.update(&[0]);
     }
-    hasher.finalize().into()
+    hasher.digest128()
 }
 
 /// State shared by the connections and the handle.

@@ -188,23 +188,31 @@ async fn decide_and_publish(
     traceparent: Option<String>,
 ) -> Outcome {
     let _event_lock = shared.event_locks.lock(&event.event_id).await;
+    // A redelivered event's stored decision is waited for (Redis may be back in a
+    // moment); a fresh event's is read under its locks, in the round trip that
+    // reads its cached verdicts.
     let stored = if redelivered {
         stored_decision_of_redelivery(shared, &event.event_id).await
     } else {
-        shared.stores.decision(&event.event_id).await
+        None
     };
-    if let Some(stored) = stored {
-        tracing::info!(event_id = %event.event_id, "already decided: republishing the stored decision");
-        return match publish(shared, publisher, &stored, traceparent).await {
-            Ok(()) => {
-                shared.stats.count(Counter::RepublishedFromStore);
-                Outcome::Ack
-            }
-            Err(error) => publish_failed(shared, &event.event_id, error),
-        };
-    }
-
-    let (decision, to_cache) = analyze(shared, event).await;
+    let analysed = match stored {
+        Some(stored) => Analysed::Stored(Box::new(stored)),
+        None => {
+            analyze(
+                shared,
+                event,
+                (!redelivered).then_some(event.event_id.as_str()),
+            )
+            .await
+        }
+    };
+    let (decision, to_cache) = match analysed {
+        Analysed::Decided(decision, to_cache) => (*decision, to_cache),
+        Analysed::Stored(stored) => {
+            return republish(shared, publisher, event, &stored, traceparent).await
+        }
+    };
     shared.stats.count(Counter::Decided);
     // The fresh verdicts are cached in the decision's round trip, still under the
     // content lock, so an event with the same content waiting on it finds them.
@@ -239,6 +247,25 @@ async fn decide_and_publish(
                 cached = decision.cached,
                 "decided"
             );
+            Outcome::Ack
+        }
+        Err(error) => publish_failed(shared, &event.event_id, error),
+    }
+}
+
+/// Publishes the decision already stored for `event` again (a redelivery, or the
+/// same event enqueued twice): no analysis, the same answer.
+async fn republish(
+    shared: &Shared,
+    publisher: &Publisher,
+    event: &MergeEvent,
+    stored: &Decision,
+    traceparent: Option<String>,
+) -> Outcome {
+    tracing::info!(event_id = %event.event_id, "already decided: republishing the stored decision");
+    match publish(shared, publisher, stored, traceparent).await {
+        Ok(()) => {
+            shared.stats.count(Counter::RepublishedFromStore);
             Outcome::Ack
         }
         Err(error) => publish_failed(shared, &event.event_id, error),
@@ -311,10 +338,23 @@ struct ToCache<'a> {
     _content_lock: Option<KeyGuard<'a>>,
 }
 
+/// What [`analyze`] came to.
+enum Analysed<'a> {
+    /// The event already had a decision: publish it again.
+    Stored(Box<Decision>),
+    /// A new decision, with the fresh verdicts to cache beside it.
+    Decided(Box<Decision>, ToCache<'a>),
+}
+
 /// The rules verdict, the model outcomes (cached or fresh, or none when the policy
 /// finds the change trivial), the consensus and the policy; with the fresh
-/// verdicts to cache.
-async fn analyze<'a>(shared: &'a Shared, event: &MergeEvent) -> (Decision, ToCache<'a>) {
+/// verdicts to cache. When `stored_of` names the event, its stored decision is
+/// read first, in the verdict cache's round trip, and wins if there is one.
+async fn analyze<'a>(
+    shared: &'a Shared,
+    event: &MergeEvent,
+    stored_of: Option<&str>,
+) -> Analysed<'a> {
     let context = &event.context;
     let rules = shared.rules.verdict(context);
     let plan = shared.policy.plan(
@@ -324,11 +364,25 @@ async fn analyze<'a>(shared: &'a Shared, event: &MergeEvent) -> (Decision, ToCac
         &shared.consensus,
         shared.analyzers.len(),
     );
-    let (outcomes, cached, to_cache) = if plan.skips_models() {
-        shared.stats.count(Counter::ModelsSkipped);
+    let (outcomes, cached, to_cache) = if plan.skips_models() || shared.analyzers.is_empty() {
+        if stored_of.is_some() {
+            if let (Some(stored), _) = shared.stores.lookup(stored_of, &[]).await {
+                return Analysed::Stored(Box::new(stored));
+            }
+        }
+        if plan.skips_models() {
+            shared.stats.count(Counter::ModelsSkipped);
+        }
         (Vec::new(), false, ToCache::default())
     } else {
-        model_outcomes(shared, context, &rules).await
+        match model_outcomes(shared, context, &rules, stored_of).await {
+            ModelOutcomes::Stored(stored) => return Analysed::Stored(stored),
+            ModelOutcomes::Found {
+                outcomes,
+                cached,
+                to_cache,
+            } => (outcomes, cached, to_cache),
+        }
     };
     let decided_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
     let consensus_span = tracing::info_span!(
@@ -357,7 +411,19 @@ async fn analyze<'a>(shared: &'a Shared, event: &MergeEvent) -> (Decision, ToCac
                 .to_string(),
         );
     }
-    (decision, to_cache)
+    Analysed::Decided(Box::new(decision), to_cache)
+}
+
+/// What [`model_outcomes`] found.
+enum ModelOutcomes<'a> {
+    /// The event's stored decision (asked for, and there).
+    Stored(Box<Decision>),
+    /// The outcomes, whether they all came from the cache, and what to cache.
+    Found {
+        outcomes: Vec<ModelOutcome>,
+        cached: bool,
+        to_cache: ToCache<'a>,
+    },
 }
 
 /// The models' outcomes for `context`: from the verdict cache when every model's
@@ -365,14 +431,15 @@ async fn analyze<'a>(shared: &'a Shared, event: &MergeEvent) -> (Decision, ToCac
 /// are cached only when every model answered: a failure is never cached, so the
 /// next event with the same content asks again. Fresh verdicts come back to be
 /// cached, with the content lock.
+///
+/// Under the content lock, one round trip reads every model's cached verdict and,
+/// when `stored_of` names the event, its stored decision, which then wins.
 async fn model_outcomes<'a>(
     shared: &'a Shared,
     context: &DeployContext,
     rules: &Verdict,
-) -> (Vec<ModelOutcome>, bool, ToCache<'a>) {
-    if shared.analyzers.is_empty() {
-        return (Vec::new(), false, ToCache::default());
-    }
+    stored_of: Option<&str>,
+) -> ModelOutcomes<'a> {
     let parts = key_parts(
         &shared.model_set,
         &shared.policy_version,
@@ -398,27 +465,33 @@ async fn model_outcomes<'a>(
         db.system.name = "redis",
         hit = tracing::field::Empty,
     );
-    let cached = tracing::Instrument::instrument(
-        async {
-            let mut cached = Vec::with_capacity(keys.len());
-            for (id, key) in &keys {
-                match shared.stores.verdict(key).await {
-                    Some(verdict) => cached.push(ModelOutcome {
-                        analyzer: id.clone(),
-                        result: Ok(reused(verdict)),
-                    }),
-                    None => break,
-                }
-            }
-            cached
-        },
+    let key_refs: Vec<&VerdictKey> = keys.iter().map(|(_, key)| key).collect();
+    let (stored, found) = tracing::Instrument::instrument(
+        shared.stores.lookup(stored_of, &key_refs),
         lookup_span.clone(),
     )
     .await;
+    if let Some(stored) = stored {
+        return ModelOutcomes::Stored(Box::new(stored));
+    }
+    let cached: Vec<ModelOutcome> = keys
+        .iter()
+        .zip(found)
+        .map_while(|((id, _), verdict)| {
+            verdict.map(|verdict| ModelOutcome {
+                analyzer: id.clone(),
+                result: Ok(reused(verdict)),
+            })
+        })
+        .collect();
     lookup_span.record("hit", cached.len() == keys.len());
     if cached.len() == keys.len() {
         shared.stats.count(Counter::CacheHits);
-        return (cached, true, ToCache::default());
+        return ModelOutcomes::Found {
+            outcomes: cached,
+            cached: true,
+            to_cache: ToCache::default(),
+        };
     }
 
     shared.stats.count(Counter::CacheMisses);
@@ -431,11 +504,14 @@ async fn model_outcomes<'a>(
             }
         }
     }
-    let to_cache = ToCache {
-        verdicts,
-        _content_lock: Some(content_lock),
-    };
-    (outcomes, false, to_cache)
+    ModelOutcomes::Found {
+        outcomes,
+        cached: false,
+        to_cache: ToCache {
+            verdicts,
+            _content_lock: Some(content_lock),
+        },
+    }
 }
 
 /// A cached verdict as this decision's: it cost nothing and took no time now, so

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gate_bus::{DecisionStore, Insert, Redis, StoreError, VerdictCache, VerdictKey};
+use gate_bus::{DecisionStore, Insert, Redis, StoreError, VerdictKey};
 use gate_core::{Decision, Verdict};
 
 use crate::stats::{Counter, WorkerStats};
@@ -18,7 +18,6 @@ use crate::stats::{Counter, WorkerStats};
 /// Redis through the worker's eyes.
 pub(crate) struct Stores {
     decisions: DecisionStore,
-    verdicts: VerdictCache,
     outage: Outage,
     stats: WorkerStats,
 }
@@ -34,19 +33,12 @@ impl Stores {
     pub(crate) fn new(redis: &Redis, retry_interval: Duration, stats: WorkerStats) -> Stores {
         Stores {
             decisions: redis.decision_store(),
-            verdicts: redis.verdict_cache(),
             outage: Outage {
                 retry_interval,
                 state: Mutex::new(None),
             },
             stats,
         }
-    }
-
-    /// The decision stored for `event_id`; `None` when there is none or Redis
-    /// cannot say.
-    pub(crate) async fn decision(&self, event_id: &str) -> Option<Decision> {
-        self.known_decision(event_id).await.flatten()
     }
 
     /// The decision stored for `event_id` as far as Redis can say: `Some(None)`
@@ -77,11 +69,40 @@ impl Stores {
         .await
     }
 
-    /// The cached verdict for `key`; `None` on a miss or when Redis cannot say.
-    pub(crate) async fn verdict(&self, key: &VerdictKey) -> Option<Verdict> {
-        self.call("read the verdict cache", self.verdicts.get(key))
+    /// The decision stored for `event_id` (when given) and the verdicts cached
+    /// under `keys`, in one round trip: `None`s where there is none or Redis cannot
+    /// say. A value that does not parse counts as a Redis error, is warned about
+    /// and reads as a miss.
+    pub(crate) async fn lookup(
+        &self,
+        event_id: Option<&str>,
+        keys: &[&VerdictKey],
+    ) -> (Option<Decision>, Vec<Option<Verdict>>) {
+        let Some(found) = self
+            .call(
+                "read the stored decision and the verdict cache",
+                self.decisions.lookup(event_id, keys),
+            )
             .await
-            .flatten()
+        else {
+            return (None, vec![None; keys.len()]);
+        };
+        let decision = self.usable(found.decision);
+        let verdicts = found
+            .verdicts
+            .into_iter()
+            .map(|verdict| self.usable(verdict))
+            .collect();
+        (decision, verdicts)
+    }
+
+    /// The value of one slot of a lookup; a bad one is counted and warned about.
+    fn usable<T>(&self, slot: Result<Option<T>, StoreError>) -> Option<T> {
+        slot.unwrap_or_else(|error| {
+            self.stats.count(Counter::RedisErrors);
+            tracing::warn!(error = %error, "ignoring a stored value that cannot be read");
+            None
+        })
     }
 
     /// Runs one store operation unless Redis is known down and it is not yet time
