@@ -111,20 +111,8 @@ async fn a_corrupt_stored_value_is_a_typed_error_not_a_panic() {
     let cache = redis.verdict_cache();
     let key = VerdictKey::from_parts(["x"]);
     // Written by hand (or by another version) under the keys the stores use.
-    let client = redis::Client::open(REDIS_URL).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("SET")
-        .arg(format!("{prefix}decision:ev-bad"))
-        .arg("{not json")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
-    redis::cmd("SET")
-        .arg(format!("{prefix}verdict:{}", key.as_str()))
-        .arg("[]")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    raw_set(&format!("{prefix}decision:ev-bad"), "{not json").await;
+    raw_set(&format!("{prefix}verdict:{}", key.as_str()), "[]").await;
 
     let error = store.get("ev-bad").await.unwrap_err();
     assert!(
@@ -154,14 +142,7 @@ async fn one_lookup_reads_the_stored_decision_and_each_cached_verdict() {
     let decision = sample_decision("ev-1", "acme/shop", 30);
     assert_eq!(store.insert(&decision).await.unwrap(), Insert::Stored);
     cache.put(&hit, &sample_verdict(40)).await.unwrap();
-    let client = redis::Client::open(REDIS_URL).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("SET")
-        .arg(format!("{prefix}verdict:{}", bad.as_str()))
-        .arg("{not json")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    raw_set(&format!("{prefix}verdict:{}", bad.as_str()), "{not json").await;
 
     let found = store
         .lookup(Some("ev-1"), &[&hit, &miss, &bad])
@@ -342,6 +323,18 @@ fn decision_at(event_id: &str, repo: &str, head: &str, score: u8) -> gate_core::
     let mut decision = sample_decision(event_id, repo, score);
     decision.head = head.to_string();
     decision
+}
+
+/// Writes a key beside the stores (as a person or another version might).
+async fn raw_set(key: &str, value: &str) {
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
 }
 
 /// The raw value of a key, read beside the stores.
