@@ -408,7 +408,7 @@ impl Outcome {
         .map_err(|_| OutcomeError::BadTime(self.at.chars().take(64).collect()))?;
         self.at = crate::rfc3339(at.to_offset(time::UtcOffset::UTC));
         let note = crate::Redactor::new()
-            .redact(self.note.trim())
+            .redact_prose(self.note.trim())
             .text
             .into_owned();
         self.note = cut(note, MAX_OUTCOME_NOTE_BYTES);
@@ -492,5 +492,17 @@ mod outcome_tests {
         assert!(outcome.note.len() <= MAX_OUTCOME_NOTE_BYTES);
         assert!(outcome.note.ends_with('…'));
         assert_eq!(outcome.at, "1970-01-01T00:00:00Z");
+        // A plain password a person pasted is a secret in a note too.
+        let outcome = Outcome::new(
+            "ev-1",
+            OutcomeResult::Incident,
+            "rolled back; DB password=hunter2 was logged",
+            at,
+        )
+        .expect("valid");
+        assert_eq!(
+            outcome.note,
+            "rolled back; DB password=[REDACTED:generic_secret] was logged"
+        );
     }
 }

@@ -159,6 +159,52 @@ impl Redactor {
         }
     }
 
+    /// Redacts text a person wrote for people (an outcome note, an approval's
+    /// reason): what [`Redactor::redact`] finds, and also any value assigned to a
+    /// credential-like name (`password=hunter2`, `token: abc123`), however plain.
+    /// In code such a value is often a fixture, and the code redactor judges it by
+    /// its look; in a note nobody has a reason to write one.
+    pub fn redact_prose<'a>(&self, text: &'a str) -> Redacted<'a> {
+        static ASSIGNED: OnceLock<Regex> = OnceLock::new();
+        let assigned = ASSIGNED.get_or_init(|| {
+            Regex::new(
+                r"(?i)\b(?:[a-z0-9]+[_-])*(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)\s*[:=]\s*([^\s,;]+)",
+            )
+            .expect("a valid pattern")
+        });
+        let first = self.redact(text);
+        let mut kinds = first.kinds;
+        let source = first.text;
+        let mut out = String::new();
+        let mut last = 0;
+        for caps in assigned.captures_iter(&source) {
+            let Some(value) = caps.get(1) else { continue };
+            let bare = value
+                .as_str()
+                .trim_matches(|c| matches!(c, '"' | '\'' | '`'));
+            if bare.len() < 3 || is_placeholder(bare) {
+                continue;
+            }
+            out.push_str(&source[last..value.start()]);
+            out.push_str("[REDACTED:");
+            out.push_str(SecretKind::GenericSecret.as_str());
+            out.push(']');
+            kinds.push(SecretKind::GenericSecret);
+            last = value.end();
+        }
+        if last == 0 {
+            return Redacted {
+                text: source,
+                kinds,
+            };
+        }
+        out.push_str(&source[last..]);
+        Redacted {
+            text: Cow::Owned(out),
+            kinds,
+        }
+    }
+
     /// Redacts a multi-line text (commit message, evidence, a whole blob).
     ///
     /// Lines are redacted in order by one [`LineRedactor`], so a private key block
@@ -1460,6 +1506,39 @@ fn is_email(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prose_loses_any_value_assigned_to_a_credential_name() {
+        let redactor = Redactor::new();
+        for (note, expected) in [
+            (
+                "rolled back; password=hunter2 was in the env",
+                "rolled back; password=[REDACTED:generic_secret] was in the env",
+            ),
+            (
+                "DB_PASSWORD: correcthorsebatterystaple, rotated",
+                "DB_PASSWORD: [REDACTED:generic_secret], rotated",
+            ),
+            ("token = 'abc123'", "token = [REDACTED:generic_secret]"),
+            // Placeholders and prose about passwords stay.
+            ("password=${DB_PASSWORD}", "password=${DB_PASSWORD}"),
+            (
+                "the password rotation job failed",
+                "the password rotation job failed",
+            ),
+            ("password: <redacted>", "password: <redacted>"),
+        ] {
+            let redacted = redactor.redact_prose(note);
+            assert_eq!(redacted.text, expected, "{note}");
+            assert_eq!(redacted.kinds.is_empty(), note == expected, "{note}");
+        }
+        // The code redactor is unchanged: a plain value in code is judged by its look.
+        assert_eq!(redactor.redact("password=hunter2").text, "password=hunter2");
+        // What the code redactor finds is still found, once.
+        let redacted = redactor.redact_prose("api_key=sk-live-1234567890abcdef leaked");
+        assert_eq!(redacted.text, "api_key=[REDACTED:generic_secret] leaked");
+        assert_eq!(redacted.kinds.len(), 1);
+    }
 
     #[test]
     fn names_split_into_words_across_case_and_separators() {

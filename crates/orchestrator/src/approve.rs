@@ -136,7 +136,7 @@ fn human_decision(
 ) -> Decision {
     let redactor = Redactor::new();
     let by = redactor.redact(by.trim()).text.into_owned();
-    let reason = redactor.redact(reason.trim()).text.into_owned();
+    let reason = redactor.redact_prose(reason.trim()).text.into_owned();
     // When the base is itself a person's decision (its automatic one expired), keep
     // naming the automatic recommendation it had superseded.
     let superseded = automatic
@@ -294,6 +294,16 @@ mod tests {
         let reason = human.approval.expect("approval").reason;
         assert!(!reason.contains(&token), "{reason}");
         assert!(!human.summary.contains(&token));
+        let human = human_decision(
+            &auto,
+            "alice",
+            "staging login password: hunter2 worked",
+            Recommendation::Deploy,
+            "t".into(),
+        );
+        let reason = human.approval.expect("approval").reason;
+        assert!(!reason.contains("hunter2"), "{reason}");
+        assert!(!human.summary.contains("hunter2"));
     }
 
     #[test]
