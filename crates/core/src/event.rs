@@ -73,18 +73,29 @@ impl MergeEvent {
                 })
             }
         };
-        if event.schema_version != EVENT_SCHEMA_VERSION {
-            return Err(unknown(u64::from(event.schema_version)));
+        event.check()?;
+        Ok(event)
+    }
+
+    /// The checks [`MergeEvent::from_json`] makes after parsing: this build's
+    /// schema version, and an event id, repository and head that are not blank. A
+    /// producer runs them before publishing, so a worker never has to refuse its
+    /// event.
+    pub fn check(&self) -> Result<(), EventError> {
+        if self.schema_version != EVENT_SCHEMA_VERSION {
+            return Err(EventError::UnknownVersion {
+                found: u64::from(self.schema_version),
+            });
         }
         for (name, value) in [
-            ("event_id", &event.event_id),
-            ("repo", &event.repo),
-            ("head", &event.head),
+            ("event_id", &self.event_id),
+            ("repo", &self.repo),
+            ("head", &self.head),
         ] {
             if value.trim().is_empty() {
                 return Err(EventError::EmptyField(name));
             }
         }
-        Ok(event)
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use gate_bus::{Action, Bus, BusSettings, Publisher};
+use gate_bus::{Action, Bus, BusError, BusSettings, Publisher};
 use gate_core::MergeEvent;
 use tokio::sync::Mutex;
 
@@ -165,25 +165,31 @@ impl Producer {
         event: &MergeEvent,
         traceparent: Option<String>,
     ) -> Result<(), ProducerError> {
-        check(event, self.inner.max_payload_bytes)?;
-        gate_telemetry::events::ProducerEvent::Enqueued.emit();
+        // The size is checked where the payload is serialized, once, before
+        // anything is sent (the publisher's limit is the bus's).
+        check(event)?;
         let (publisher, generation) = {
             let state = self.inner.state.lock().await;
             (state.publisher.clone(), state.generation)
         };
-        let error = match publisher.publish_event(event, traceparent.clone()).await {
+        let published = publisher.publish_event(event, traceparent.clone()).await;
+        // Handed to the broker, unless refused for its size before anything left.
+        if !matches!(published, Err(BusError::Oversized { .. })) {
+            gate_telemetry::events::ProducerEvent::Enqueued.emit();
+        }
+        let error = match published {
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
         if error.action() != Action::Reconnect || self.inner.reconnect.is_none() {
-            return Err(ProducerError::bus(&event.event_id, error));
+            return Err(ProducerError::publishing(event, error));
         }
         tracing::warn!(event_id = %event.event_id, %error, "publish failed; reconnecting to the broker once");
         let publisher = self.reconnect(generation, &event.event_id).await?;
         publisher
             .publish_event(event, traceparent)
             .await
-            .map_err(|source| ProducerError::bus(&event.event_id, source))
+            .map_err(|source| ProducerError::publishing(event, source))
     }
 
     /// Whether the owned connection is open; `None` for a producer on the caller's
@@ -241,16 +247,7 @@ async fn open(url: &str, settings: &BusSettings) -> Result<(Bus, Publisher), Pro
 /// Refuses what the bus or a worker would: an event over the size limit (measured as
 /// the bytes that would be published), or one that does not read back as a valid
 /// MergeEvent (empty id, repo or head; unknown schema version).
-fn check(event: &MergeEvent, limit: usize) -> Result<(), ProducerError> {
-    let payload = serde_json::to_vec(event).map_err(gate_core::EventError::from)?;
-    if payload.len() > limit {
-        return Err(ProducerError::Oversized {
-            event_id: event.event_id.clone(),
-            size: payload.len(),
-            limit,
-            budget_chars: event.context.budget_chars,
-        });
-    }
-    MergeEvent::from_json(&payload)?;
+fn check(event: &MergeEvent) -> Result<(), ProducerError> {
+    event.check()?;
     Ok(())
 }

@@ -67,6 +67,25 @@ impl ProducerError {
         }
     }
 
+    /// A failed publish of `event`; too large, it names the event's context
+    /// budget, the knob that shrinks it.
+    pub(crate) fn publishing(event: &gate_core::MergeEvent, source: BusError) -> ProducerError {
+        match ProducerError::bus(&event.event_id, source) {
+            ProducerError::Oversized {
+                event_id,
+                size,
+                limit,
+                ..
+            } => ProducerError::Oversized {
+                event_id,
+                size,
+                limit,
+                budget_chars: event.context.budget_chars,
+            },
+            other => other,
+        }
+    }
+
     pub(crate) fn bus(event_id: &str, source: BusError) -> ProducerError {
         match source {
             BusError::Oversized { size, limit } => ProducerError::Oversized {
