@@ -82,6 +82,10 @@ pub struct MockConfig {
     /// Seed of those draws: the same seed and request order fail the same requests
     /// with the same faults.
     pub fault_seed: u64,
+    /// Keep each request's headers and status but not its body (`null` in
+    /// [`MockServer::requests`]): for benchmarks and long runs, where thousands of
+    /// parsed prompts would otherwise fill memory.
+    pub forget_bodies: bool,
 }
 
 /// The faults [`MockConfig::fault_percent`] draws from, equally likely.
@@ -401,11 +405,14 @@ impl Shared {
         }
     }
 
-    fn record(&self, request: RecordedRequest) {
+    fn record(&self, mut request: RecordedRequest) {
         let mut inner = self.lock();
         inner.stats.n_requests += 1;
         if request.status == 200 {
             inner.stats.n_ok += 1;
+        }
+        if inner.config.forget_bodies {
+            request.body = Value::Null;
         }
         inner.requests.push(request);
     }

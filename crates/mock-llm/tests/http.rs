@@ -175,3 +175,37 @@ async fn a_fault_percent_fails_about_that_share_of_requests_with_mixed_faults_re
     let healthy = statuses_of(&start().await, 20).await;
     assert!(healthy.iter().all(|&status| status == 200), "{healthy:?}");
 }
+
+#[tokio::test]
+async fn forget_bodies_keeps_the_request_but_not_its_body() {
+    for forget_bodies in [false, true] {
+        let mock = MockServer::start(MockConfig {
+            forget_bodies,
+            ..MockConfig::default()
+        })
+        .await
+        .unwrap();
+        let status = reqwest::Client::new()
+            .post(format!("{}/v1/messages", mock.anthropic_base_url()))
+            .header("x-api-key", "k")
+            .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 400, "no anthropic-version: refused, and recorded");
+        let requests = mock.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].status, 400);
+        assert_eq!(
+            requests[0].headers.get("x-api-key").map(String::as_str),
+            Some("****")
+        );
+        assert_eq!(
+            requests[0].body.is_null(),
+            forget_bodies,
+            "{:?}",
+            requests[0].body
+        );
+    }
+}

@@ -273,9 +273,14 @@ impl World {
             .ping()
             .await
             .context("Redis must be running at 127.0.0.1:6379")?;
-        let mock = MockServer::start(MockConfig::default())
-            .await
-            .context("starting the mock model server")?;
+        // Bodies are not kept: 20,000 parsed prompts would take hundreds of MB
+        // and the page faults of that growth would be charged to later rounds.
+        let mock = MockServer::start(MockConfig {
+            forget_bodies: true,
+            ..MockConfig::default()
+        })
+        .await
+        .context("starting the mock model server")?;
         let analyzer = anthropic(&mock)?;
         // Docs-only changes are trivial to the default policy, which would skip the
         // model: the benchmark measures the path with a model call.
