@@ -121,6 +121,13 @@ pub struct QueueDepth {
 /// [`Bus::connect`] again, which redeclares everything. Unacked deliveries return
 /// to their queues when the connection dies, so nothing is lost, only redelivered.
 pub struct Bus {
+    /// A handle on every consumer's channel, held until the connection is closed
+    /// (and dropped before it otherwise: field order). lapin deadlocks when the
+    /// last handle on a channel goes inside its connection-close path while its
+    /// I/O thread is still handing that channel a delivery (the consumers lock and
+    /// the channel-status lock taken in opposite orders); with a handle here, the
+    /// last one never goes there.
+    consumer_channels: std::sync::Mutex<Vec<lapin::Channel>>,
     connection: Connection,
     settings: Arc<BusSettings>,
     /// One confirm channel reused by [`Bus::shared_publisher`]: opening a channel
@@ -187,6 +194,7 @@ impl Bus {
             }
         };
         let bus = Bus {
+            consumer_channels: std::sync::Mutex::new(Vec::new()),
             connection,
             settings: Arc::clone(settings),
             shared_publisher: tokio::sync::Mutex::new(None),
@@ -345,7 +353,18 @@ impl Bus {
                 .await
                 .map_err(|e| BusError::amqp("connection.close", e))
         };
-        BusError::within(|| "connection.close".to_string(), crate::REPLY_WAIT, close).await
+        let closed =
+            BusError::within(|| "connection.close".to_string(), crate::REPLY_WAIT, close).await;
+        // Only now, outside lapin's close path (see `consumer_channels`).
+        let held = std::mem::take(&mut *self.held_channels());
+        drop(held);
+        closed
+    }
+
+    fn held_channels(&self) -> std::sync::MutexGuard<'_, Vec<lapin::Channel>> {
+        self.consumer_channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How many messages wait in `queue` (ready, not yet delivered) and how many
@@ -384,6 +403,11 @@ impl Bus {
         args: FieldTable,
     ) -> Result<Consumer, BusError> {
         let channel = self.channel().await?;
+        {
+            let mut held = self.held_channels();
+            held.retain(|held| held.status().connected());
+            held.push(channel.clone());
+        }
         channel
             .basic_qos(prefetch.max(1), BasicQosOptions::default())
             .await
