@@ -10,16 +10,21 @@ async fn start() -> MockServer {
         .expect("mock server on loopback")
 }
 
-#[tokio::test]
-async fn a_request_without_anthropic_version_gets_anthropics_error_body() {
-    let mock = start().await;
-    let response = reqwest::Client::new()
+/// A Messages API request without the `anthropic-version` header (refused).
+async fn unversioned_message(mock: &MockServer) -> reqwest::Response {
+    reqwest::Client::new()
         .post(format!("{}/v1/messages", mock.anthropic_base_url()))
         .header("x-api-key", "k")
         .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
-        .unwrap();
+        .expect("the mock answers")
+}
+
+#[tokio::test]
+async fn a_request_without_anthropic_version_gets_anthropics_error_body() {
+    let mock = start().await;
+    let response = unversioned_message(&mock).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "error");
@@ -185,14 +190,7 @@ async fn forget_bodies_keeps_the_request_but_not_its_body() {
         })
         .await
         .unwrap();
-        let status = reqwest::Client::new()
-            .post(format!("{}/v1/messages", mock.anthropic_base_url()))
-            .header("x-api-key", "k")
-            .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status = unversioned_message(&mock).await.status();
         assert_eq!(status, 400, "no anthropic-version: refused, and recorded");
         let requests = mock.requests();
         assert_eq!(requests.len(), 1);
