@@ -73,21 +73,12 @@ pub(crate) fn message(notification: &Notification) -> Value {
     if !decision.rollback_notes.is_empty() {
         blocks.push(section(&rollback(&decision.rollback_notes)));
     }
-    blocks.push(json!({
-        "type": "context",
-        "elements": [{
-            "type": "mrkdwn",
-            "text": fit(
-                &format!(
-                    "event {} · decided {} · severity {} · deploy-gate",
-                    code(&notification.event_id),
-                    escape(&decision.decided_at),
-                    notification.severity
-                ),
-                MAX_SECTION_CHARS
-            ),
-        }],
-    }));
+    blocks.push(footer(&format!(
+        "event {} · decided {} · severity {} · deploy-gate",
+        code(&notification.event_id),
+        escape(&decision.decided_at),
+        notification.severity
+    )));
     // The caps above keep a message far below the limit; this guards the limit
     // itself should they grow.
     if blocks.len() > MAX_BLOCKS {
@@ -154,22 +145,13 @@ fn canary_message(notification: &Notification, canary: &CanaryNotice) -> Value {
     if !decision.rollback_notes.is_empty() {
         blocks.push(section(&rollback(&decision.rollback_notes)));
     }
-    blocks.push(json!({
-        "type": "context",
-        "elements": [{
-            "type": "mrkdwn",
-            "text": fit(
-                &format!(
-                    "{} · deploy risk {}/100 ({}) · judged {} · deploy-gate canary",
-                    code(&notification.event_id),
-                    decision.risk_score,
-                    decision.recommendation,
-                    escape(&decision.decided_at),
-                ),
-                MAX_SECTION_CHARS
-            ),
-        }],
-    }));
+    blocks.push(footer(&format!(
+        "{} · deploy risk {}/100 ({}) · judged {} · deploy-gate canary",
+        code(&notification.event_id),
+        decision.risk_score,
+        decision.recommendation,
+        escape(&decision.decided_at),
+    )));
     json!({
         "text": fit(
             &format!(
@@ -304,6 +286,14 @@ fn severity_emoji(severity: Severity) -> &'static str {
 }
 
 /// A mrkdwn section, cut to Slack's limit.
+/// The small grey line at a message's foot, cut to a section's length.
+fn footer(text: &str) -> Value {
+    json!({
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": fit(text, MAX_SECTION_CHARS)}],
+    })
+}
+
 fn section(text: &str) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": fit(text, MAX_SECTION_CHARS)}})
 }
