@@ -24,7 +24,7 @@ pub async fn enqueue(bus: &Bus, event: &MergeEvent) -> Result<(), ProducerError>
         .shared_publisher()
         .await
         .map_err(|source| ProducerError::bus(&event.event_id, source))?;
-    Producer::with_publisher(publisher, bus.settings().max_payload_bytes)
+    Producer::with_publisher(publisher)
         .enqueue(event, None)
         .await
 }
@@ -44,7 +44,6 @@ pub struct Producer {
 struct Inner {
     /// Where to reconnect, when this producer owns its connection.
     reconnect: Option<Reconnect>,
-    max_payload_bytes: usize,
     state: Mutex<State>,
 }
 
@@ -66,7 +65,6 @@ impl fmt::Debug for Producer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")
             .field("owns_connection", &self.inner.reconnect.is_some())
-            .field("max_payload_bytes", &self.inner.max_payload_bytes)
             .finish()
     }
 }
@@ -78,18 +76,14 @@ impl Producer {
             .publisher()
             .await
             .map_err(|source| ProducerError::bus("(none yet)", source))?;
-        Ok(Producer::with_publisher(
-            publisher,
-            bus.settings().max_payload_bytes,
-        ))
+        Ok(Producer::with_publisher(publisher))
     }
 
     /// A producer over an existing publisher; reconnecting is the caller's job.
-    fn with_publisher(publisher: Publisher, max_payload_bytes: usize) -> Producer {
+    fn with_publisher(publisher: Publisher) -> Producer {
         Producer {
             inner: Arc::new(Inner {
                 reconnect: None,
-                max_payload_bytes,
                 state: Mutex::new(State {
                     bus: None,
                     publisher,
@@ -103,7 +97,6 @@ impl Producer {
     /// which it re-opens when a publish finds it lost. Connecting declares the
     /// topology, with the retries `settings` allow.
     pub async fn connect(url: &str, settings: BusSettings) -> Result<Producer, ProducerError> {
-        let max_payload_bytes = settings.max_payload_bytes;
         let (bus, publisher) = open(url, &settings).await?;
         Ok(Producer {
             inner: Arc::new(Inner {
@@ -111,7 +104,6 @@ impl Producer {
                     url: url.to_owned(),
                     settings,
                 }),
-                max_payload_bytes,
                 state: Mutex::new(State {
                     bus: Some(bus),
                     publisher,
