@@ -33,24 +33,22 @@
 //! binary; default `target/release/deploy-gate` beside this benchmark).
 //! Everything a run creates is under a unique prefix and deleted at its end.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
 use gate_bus::{Bus, BusSettings, Redis, RedisSettings, Topology};
-use gate_core::{ChangedFile, DeployContext, DiffVisitor, LineKind, MergeEvent, Redactor};
-use gate_git::{ContextOptions, Range};
+use gate_core::{DeployContext, MergeEvent};
 use gate_mock_llm::{MockConfig, MockServer, Stats};
 use gate_producer::Producer;
-use gate_testkit::TestRepo;
 
 /// The machine's RabbitMQ.
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The machine's Redis.
 const REDIS_URL: &str = "redis://127.0.0.1:6379/";
-/// The line of the docs change every event rewrites, so each has its own diff.
-const VARIED_LINE: &str = "+`cargo run` starts the shop.";
 /// The target share of the limit used in every full minute.
 const TARGET_UTILISATION: f64 = 0.90;
 
@@ -135,7 +133,7 @@ fn main() -> Result<()> {
         .context("building the tokio runtime")?;
     runtime.block_on(async {
         print_setup(&settings);
-        let base = docs_change()?;
+        let base = common::docs_change("acme/shop")?;
         let fleet = run(&settings, &base, Mode::Fleet).await?;
         fleet.print(&settings);
         let baseline = if settings.baseline {
@@ -578,25 +576,8 @@ async fn offer(
 
 /// Event `variant`: its own id, head and diff (so its own verdict cache key).
 fn event(base: &DeployContext, run_id: &str, variant: usize) -> MergeEvent {
-    let mut context = base.clone();
-    context.packed_diff = context.packed_diff.replacen(
-        VARIED_LINE,
-        &format!("+`cargo run` starts the shop (build {run_id}{variant})."),
-        1,
-    );
-    context.head = format!("{:040x}", 0x00c0_ffee_u64 + variant as u64);
-    for commit in &mut context.commits {
-        commit.message = format!("Document how to run the shop (build {variant})");
-    }
-    if let Some(last) = context.commits.last_mut() {
-        last.sha = context.head.clone();
-    }
-    gate_producer::merge_event(
-        context,
-        Some(format!("{run_id}{variant}")),
-        Some("refs/heads/main".to_string()),
-        "bench",
-    )
+    let id = format!("{run_id}{variant}");
+    common::varied_event(base, &id, variant, id.clone())
 }
 
 /// A prefix no other run uses: `bench-rl-<16 hex>-`.
@@ -605,38 +586,4 @@ fn unique_prefix() -> Result<String> {
     getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("getrandom: {error}"))?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("bench-rl-{hex}-"))
-}
-
-struct Ignore;
-
-impl DiffVisitor for Ignore {
-    fn line(&mut self, _: &ChangedFile, _: LineKind, _: u32, _: &str) {}
-}
-
-/// A merge that only touches documentation, built from a real git repository.
-fn docs_change() -> Result<DeployContext> {
-    let repo = TestRepo::new();
-    repo.write("README.md", "# Shop\n\nSells things.\n")
-        .write("src/lib.rs", "pub fn price() -> u32 { 1 }\n");
-    repo.commit("Initial commit");
-    repo.write(
-        "README.md",
-        "# Shop\n\nSells things.\n\n## Running\n\n`cargo run` starts the shop.\n",
-    );
-    repo.commit("Document how to run the shop");
-    let context = gate_git::build_context(
-        repo.path(),
-        &Range::default(),
-        &ContextOptions {
-            repo_name: Some("acme/shop".to_string()),
-            ..ContextOptions::default()
-        },
-        &Redactor::new(),
-        &mut Ignore,
-    )?;
-    ensure!(
-        context.packed_diff.contains(VARIED_LINE),
-        "the docs change's packed diff lost the line the benchmark varies"
-    );
-    Ok(context)
 }

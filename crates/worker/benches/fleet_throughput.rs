@@ -69,6 +69,8 @@
 //! events through each loop before it is timed), `DEPLOY_GATE_BENCH_OTLP` (1),
 //! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (6), `DEPLOY_GATE_BENCH_RATIO_ROUNDS` (4).
 
+mod common;
+
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -81,17 +83,12 @@ use gate_bus::{
     decision_routing_key, event_routing_key, Bus, BusSettings, Consumer, Redis, RedisSettings,
     Topology,
 };
-use gate_core::{
-    Bands, ChangedFile, ConsensusPolicy, DeployContext, DiffVisitor, LineKind, MergeEvent, Policy,
-    Recommendation, Redactor,
-};
-use gate_git::{ContextOptions, Range};
+use gate_core::{Bands, ConsensusPolicy, DeployContext, MergeEvent, Policy, Recommendation};
 use gate_mock_llm::{MockConfig, MockServer};
 use gate_models::{
     Analyzer, AnthropicProvider, AnthropicSettings, ApiKey, HttpSettings, PriceTable,
     PromptSettings, ProviderSetup, RetrySettings,
 };
-use gate_testkit::TestRepo;
 use gate_worker::{WorkerDeps, WorkerError, WorkerSettings, WorkerStats};
 use lapin::{
     options::{
@@ -117,8 +114,6 @@ const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const REDIS_URL: &str = "redis://127.0.0.1:6379/";
 /// The repository every event is about.
 const REPO: &str = "acme/shop";
-/// The line of the docs change that every event rewrites, so each has its own diff.
-const VARIED_LINE: &str = "+`cargo run` starts the shop.";
 /// Unacked decisions an observer may hold (gate and raw alike).
 const OBSERVER_PREFETCH: u16 = 200;
 /// A loop that delivers no decision for this long has failed.
@@ -437,8 +432,9 @@ impl World {
 
 /// Steps 1 to 4.
 async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
-    let docs = docs_change().context("building the docs change from a git repository")?;
-    let mut variants = Variants::new(docs)?;
+    let docs =
+        common::docs_change(REPO).context("building the docs change from a git repository")?;
+    let mut variants = Variants::new(docs);
     let cpu = CpuMeter::new();
     let per_call = Door::Enqueue(Arc::clone(&world.producer));
 
@@ -934,13 +930,8 @@ struct Variants {
 }
 
 impl Variants {
-    fn new(base: DeployContext) -> Result<Variants> {
-        ensure!(
-            base.packed_diff.contains(VARIED_LINE),
-            "the docs change's packed diff lost the line the benchmark varies:\n{}",
-            base.packed_diff
-        );
-        Ok(Variants { base, next: 0 })
+    fn new(base: DeployContext) -> Variants {
+        Variants { base, next: 0 }
     }
 
     /// `n` new events with ids `<label>-<i>`.
@@ -949,24 +940,11 @@ impl Variants {
             .map(|i| {
                 let variant = self.next;
                 self.next += 1;
-                let mut context = self.base.clone();
-                context.packed_diff = context.packed_diff.replacen(
-                    VARIED_LINE,
-                    &format!("+`cargo run` starts the shop (build {variant})."),
-                    1,
-                );
-                context.head = format!("{:040x}", 0x00c0_ffee_u64 + variant as u64);
-                for commit in &mut context.commits {
-                    commit.message = format!("Document how to run the shop (build {variant})");
-                }
-                if let Some(last) = context.commits.last_mut() {
-                    last.sha = context.head.clone();
-                }
-                gate_producer::merge_event(
-                    context,
-                    Some(format!("{label}-{i}")),
-                    Some("refs/heads/main".to_string()),
-                    "bench",
+                common::varied_event(
+                    &self.base,
+                    &variant.to_string(),
+                    variant,
+                    format!("{label}-{i}"),
                 )
             })
             .collect()
@@ -1540,33 +1518,4 @@ fn anthropic(mock: &MockServer) -> Result<AnthropicProvider> {
         ..Default::default()
     };
     Ok(AnthropicProvider::new(&settings, &setup)?)
-}
-
-struct Ignore;
-
-impl DiffVisitor for Ignore {
-    fn line(&mut self, _: &ChangedFile, _: LineKind, _: u32, _: &str) {}
-}
-
-/// A merge that only touches documentation, built from a real git repository.
-fn docs_change() -> Result<DeployContext> {
-    let repo = TestRepo::new();
-    repo.write("README.md", "# Shop\n\nSells things.\n")
-        .write("src/lib.rs", "pub fn price() -> u32 { 1 }\n");
-    repo.commit("Initial commit");
-    repo.write(
-        "README.md",
-        "# Shop\n\nSells things.\n\n## Running\n\n`cargo run` starts the shop.\n",
-    );
-    repo.commit("Document how to run the shop");
-    Ok(gate_git::build_context(
-        repo.path(),
-        &Range::default(),
-        &ContextOptions {
-            repo_name: Some(REPO.to_string()),
-            ..ContextOptions::default()
-        },
-        &Redactor::new(),
-        &mut Ignore,
-    )?)
 }
