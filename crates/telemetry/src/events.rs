@@ -477,3 +477,34 @@ impl QueueObserved<'_> {
             .set(gauge(self.consumers));
     }
 }
+
+/// A canary was judged against its baseline.
+#[derive(Debug, Clone, Copy)]
+pub struct CanaryJudged<'a> {
+    /// `promote`, `continue` or `rollback`.
+    pub result: &'a str,
+    /// The weighted score 0–100, when any metric had data.
+    pub score: Option<f64>,
+    /// The metrics source could not be reached: judged without data.
+    pub metrics_unavailable: bool,
+}
+
+impl CanaryJudged<'_> {
+    /// Counts it and records its score.
+    pub fn emit(self) {
+        let m = metrics();
+        m.canary_judgements.with_label_values(&[self.result]).inc();
+        if let Some(score) = self.score {
+            m.canary_score.observe(score);
+        }
+        if self.metrics_unavailable {
+            m.canary_metrics_unavailable.inc();
+        }
+        tracing::debug!(
+            result = self.result,
+            score = self.score,
+            metrics_unavailable = self.metrics_unavailable,
+            "canary judged"
+        );
+    }
+}

@@ -12,7 +12,8 @@
 //!   configured (`telemetry.metrics_listen`, or the worker's health listener).
 //! - [`Telemetry::start`]: OTLP/HTTP export (protobuf or JSON) when
 //!   `[telemetry]` or the standard `OTEL_*` variables name an endpoint: `tracing`
-//!   spans become OpenTelemetry spans, and the registry is pushed as OTLP metrics.
+//!   spans become OpenTelemetry spans (the crate's own lean layer and batch
+//!   exporter), and the registry is pushed as OTLP metrics.
 //!   The guard it returns flushes both when the process ends.
 //! - [`trace`]: W3C `traceparent` in and out of spans, so one trace follows a
 //!   merge from the producer through the worker to `wait` and the notifier.
@@ -35,7 +36,9 @@ mod otlp;
 mod push;
 mod serve;
 mod settings;
+mod spans;
 pub mod trace;
+mod transport;
 
 pub use logging::init_logging;
 pub use metrics::render;

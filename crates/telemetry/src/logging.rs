@@ -11,6 +11,8 @@ use tracing_subscriber::{
     EnvFilter, Layer,
 };
 
+use crate::spans::SpanLayer;
+
 const LOGS_OFF: u8 = 0;
 const LOGS_TEXT: u8 = 1;
 const LOGS_JSON: u8 = 2;
@@ -41,11 +43,10 @@ pub fn init_logging(json: bool) {
 }
 
 /// Installs the subscriber once per process: two log layers (text, JSON), of
-/// which [`LOG_MODE`] enables at most one, and the OpenTelemetry layer when
-/// `tracer` is given (spans at info level and above, whatever the log level).
-/// `false` when a subscriber was installed already (by this function or by
-/// someone else).
-pub(crate) fn install(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> bool {
+/// which [`LOG_MODE`] enables at most one, and the span layer when `spans` is
+/// given (spans at info level and above, whatever the log level). `false` when a
+/// subscriber was installed already (by this function or by someone else).
+pub(crate) fn install(spans: Option<SpanLayer>) -> bool {
     if INSTALLED.swap(true, Ordering::SeqCst) {
         return false;
     }
@@ -62,33 +63,22 @@ pub(crate) fn install(tracer: Option<opentelemetry_sdk::trace::Tracer>) -> bool 
         .with_writer(std::io::stderr)
         .with_target(true)
         .with_filter(env_filter().and(when(LOGS_JSON)));
-    // What a span costs matters: a worker opens six per event. So no thread,
-    // source-location or target attributes (the span names say where they come
-    // from), no busy/idle timing and no OpenTelemetry context attached on every
-    // poll (the gate reads a span's context explicitly, `trace::traceparent`);
-    // log events become span events only from WARN up (what went wrong in this
-    // merge), the INFO lines stay in the logs.
-    let spans = tracer.map(|tracer| {
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_threads(false)
-            .with_location(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            .with_context_activation(false)
-            // The level decides per callsite, once (debug and trace callsites of
-            // the libraries stay off for good); the switch at each span.
-            .with_filter(
-                dynamic_filter_fn(|_, _| SPANS_EXPORTED.load(Ordering::Relaxed))
-                    .with_max_level_hint(LevelFilter::INFO)
-                    .with_callsite_filter(|meta| {
-                        if exported_level(meta) {
-                            Interest::sometimes()
-                        } else {
-                            Interest::never()
-                        }
-                    }),
-            )
+    // Log events reach the span layer from WARN up (what went wrong in this
+    // merge); the INFO lines stay in the logs.
+    let spans = spans.map(|layer| {
+        // The level decides per callsite, once (debug and trace callsites of the
+        // libraries stay off for good); the switch at each span.
+        layer.with_filter(
+            dynamic_filter_fn(|_, _| SPANS_EXPORTED.load(Ordering::Relaxed))
+                .with_max_level_hint(LevelFilter::INFO)
+                .with_callsite_filter(|meta| {
+                    if exported_level(meta) {
+                        Interest::sometimes()
+                    } else {
+                        Interest::never()
+                    }
+                }),
+        )
     });
     let installed = tracing_subscriber::registry()
         .with(text)

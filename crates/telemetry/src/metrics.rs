@@ -81,6 +81,9 @@ pub(crate) struct Metrics {
     pub(crate) webhook_requests: IntCounterVec,
     pub(crate) queue_messages: prometheus::IntGaugeVec,
     pub(crate) queue_consumers: prometheus::IntGaugeVec,
+    pub(crate) canary_judgements: IntCounterVec,
+    pub(crate) canary_score: Histogram,
+    pub(crate) canary_metrics_unavailable: IntCounter,
 }
 
 /// The registry, created on first use.
@@ -130,6 +133,9 @@ impl Metrics {
         }
         for reason in ["retryable", "rejected"] {
             self.producer_failed.with_label_values(&[reason]);
+        }
+        for result in ["promote", "continue", "rollback"] {
+            self.canary_judgements.with_label_values(&[result]);
         }
     }
 
@@ -281,6 +287,20 @@ impl Metrics {
                 "deploy_gate_queue_consumers",
                 "Consumers of a queue, as the broker last reported them to this worker.",
                 &["queue"],
+            ),
+            canary_judgements: reg.counter_vec(
+                "deploy_gate_canary_judgements_total",
+                "Canary judgements made (canary serve: published), by result: promote, continue or rollback.",
+                &["result"],
+            ),
+            canary_score: reg.histogram(
+                "deploy_gate_canary_score",
+                "Weighted score (0-100) of the canary judgements that had one.",
+                RISK_BUCKETS,
+            ),
+            canary_metrics_unavailable: reg.counter(
+                "deploy_gate_canary_metrics_unavailable_total",
+                "Canary judgements made without metrics because the Prometheus source could not be reached.",
             ),
             registry,
         }

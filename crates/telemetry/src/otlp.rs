@@ -1,17 +1,14 @@
 //! OTLP export of traces and metrics, set up once per process by
 //! [`Telemetry::start`] and flushed when the returned guard goes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{collections::BTreeMap, time::Duration};
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::{trace::SdkTracerProvider, Resource};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::push::{parse_headers, MetricsPusher, PushTarget};
+use crate::push::{parse_headers, string_attribute, MetricsPusher};
 use crate::settings::{OtlpProtocol, TelemetrySettings};
-
-/// The instrumentation scope of every span and metric deploy-gate exports.
-const SCOPE: &str = "deploy-gate";
+use crate::spans::{Batching, Sampler, SpanExporter};
+use crate::transport::Endpoint;
 
 /// Where and how this process exports, resolved from `[telemetry]` and the
 /// `OTEL_*` variables.
@@ -25,6 +22,79 @@ pub(crate) struct OtlpConfig {
     /// From `telemetry.otlp_headers`; the exporter adds `OTEL_EXPORTER_OTLP_HEADERS`.
     pub(crate) headers: BTreeMap<String, String>,
     pub(crate) service_name: String,
+    /// From `OTEL_RESOURCE_ATTRIBUTES` (`k=v,k2=v2`), exported with `service.name`.
+    pub(crate) resource_attributes: Vec<(String, String)>,
+}
+
+impl OtlpConfig {
+    /// The resource both signals describe: `service.name` and the attributes of
+    /// `OTEL_RESOURCE_ATTRIBUTES` (whose own `service.name` loses to it).
+    fn resource(&self) -> Resource {
+        let mut attributes = vec![string_attribute("service.name", &self.service_name)];
+        attributes.extend(
+            self.resource_attributes
+                .iter()
+                .filter(|(key, _)| key != "service.name")
+                .map(|(key, value)| string_attribute(key, value)),
+        );
+        Resource {
+            attributes,
+            ..Resource::default()
+        }
+    }
+
+    /// One signal's endpoint: the configured headers, then the variables' (the
+    /// signal's own last), and the signal's timeout.
+    fn endpoint(
+        &self,
+        url: &str,
+        signal: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Endpoint, String> {
+        let mut headers = self.headers.clone();
+        for variable in [
+            "OTEL_EXPORTER_OTLP_HEADERS".to_string(),
+            format!("OTEL_EXPORTER_OTLP_{signal}_HEADERS"),
+        ] {
+            if let Some(text) = env(&variable) {
+                headers.extend(parse_headers(&text));
+            }
+        }
+        let timeout = env_millis(env, "OTEL_EXPORTER_OTLP_TIMEOUT", Duration::from_secs(10))?;
+        let timeout = env_millis(
+            env,
+            &format!("OTEL_EXPORTER_OTLP_{signal}_TIMEOUT"),
+            timeout,
+        )?;
+        Ok(Endpoint {
+            url: url.to_string(),
+            protocol: self.protocol,
+            headers: headers.into_iter().collect(),
+            timeout,
+        })
+    }
+}
+
+/// A duration in milliseconds from `name`: `default` when unset, empty or 0;
+/// `Err` names the variable when it is not a whole number.
+pub(crate) fn env_millis(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, String> {
+    let Some(text) = env(name).map(|v| v.trim().to_string()) else {
+        return Ok(default);
+    };
+    if text.is_empty() {
+        return Ok(default);
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Ok(default),
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => Err(format!(
+            "{name}: `{text}` is not a whole number of milliseconds"
+        )),
+    }
 }
 
 impl OtlpConfig {
@@ -85,10 +155,19 @@ impl OtlpConfig {
                 ));
             }
         }
+        let resource_attributes: Vec<(String, String)> = var("OTEL_RESOURCE_ATTRIBUTES")
+            .map(|text| parse_headers(&text).into_iter().collect())
+            .unwrap_or_default();
         let service_name = settings
             .service_name
             .clone()
             .or_else(|| var("OTEL_SERVICE_NAME"))
+            .or_else(|| {
+                resource_attributes
+                    .iter()
+                    .find(|(key, _)| key == "service.name")
+                    .map(|(_, value)| value.clone())
+            })
             .unwrap_or_else(|| format!("deploy-gate-{role}"));
         Ok(Some(OtlpConfig {
             traces_endpoint,
@@ -96,6 +175,7 @@ impl OtlpConfig {
             protocol,
             headers: settings.otlp_headers.clone(),
             service_name,
+            resource_attributes,
         }))
     }
 }
@@ -118,7 +198,7 @@ fn checked_url(key: &str, url: &str) -> Result<String, String> {
 /// of a one-shot command, the final metric values — and stops the exporters.
 #[derive(Debug, Default)]
 pub struct Telemetry {
-    tracer_provider: Option<SdkTracerProvider>,
+    span_exporter: Option<SpanExporter>,
     metrics_pusher: Option<MetricsPusher>,
     service_name: Option<String>,
 }
@@ -144,74 +224,37 @@ impl Telemetry {
             crate::logging::install(None);
             return Ok(Telemetry::default());
         };
-        let protocol = match config.protocol {
-            OtlpProtocol::HttpProtobuf => Protocol::HttpBinary,
-            OtlpProtocol::HttpJson => Protocol::HttpJson,
-        };
-        let headers: HashMap<String, String> = config
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let resource = Resource::builder()
-            .with_service_name(config.service_name.clone())
-            .build();
-        let tracer_provider = match &config.traces_endpoint {
-            Some(endpoint) => {
-                let exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(protocol)
-                    .with_endpoint(endpoint.clone())
-                    .with_headers(headers)
-                    .build()
-                    .map_err(|err| format!("OTLP traces exporter for {endpoint}: {err}"))?;
-                Some(
-                    SdkTracerProvider::builder()
-                        .with_batch_exporter(exporter)
-                        .with_resource(resource)
-                        .build(),
-                )
-            }
+        // Every variable is read before a thread starts: a bad one stops here.
+        let resource = config.resource();
+        let sampler = Sampler::from_env(env)?;
+        let batching = Batching::from_env(env)?;
+        let traces = match &config.traces_endpoint {
+            Some(url) => Some(config.endpoint(url, "TRACES", env)?),
             None => None,
         };
-        let millis = |name: &str, default: u64| {
-            env(name)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|ms| *ms > 0)
-                .map_or(
-                    std::time::Duration::from_millis(default),
-                    std::time::Duration::from_millis,
-                )
-        };
-        let metrics_pusher = match &config.metrics_endpoint {
-            Some(endpoint) => {
-                // The exporter of spans reads the header variables itself; the
-                // metrics push reads them here, with the same precedence.
-                let mut headers = config.headers.clone();
-                for variable in [
-                    "OTEL_EXPORTER_OTLP_HEADERS",
-                    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-                ] {
-                    if let Some(text) = env(variable) {
-                        headers.extend(parse_headers(&text));
-                    }
-                }
-                Some(MetricsPusher::start(PushTarget {
-                    endpoint: endpoint.clone(),
-                    protocol: config.protocol,
-                    headers: headers.into_iter().collect(),
-                    service_name: config.service_name.clone(),
-                    interval: millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000),
-                    timeout: millis("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000),
-                })?)
-            }
+        let metrics = match &config.metrics_endpoint {
+            Some(url) => Some((
+                config.endpoint(url, "METRICS", env)?,
+                env_millis(env, "OTEL_METRIC_EXPORT_INTERVAL", Duration::from_secs(60))?,
+            )),
             None => None,
         };
-        let tracer = tracer_provider.as_ref().map(|p| p.tracer(SCOPE));
-        if crate::logging::install(tracer) {
-            crate::logging::export_spans(tracer_provider.is_some());
-        } else if tracer_provider.is_some() {
+        let mut span_exporter = match traces {
+            Some(endpoint) => Some(SpanExporter::start(endpoint, resource.clone(), batching)?),
+            None => None,
+        };
+        let metrics_pusher = match metrics {
+            Some((endpoint, interval)) => Some(MetricsPusher::start(endpoint, resource, interval)?),
+            None => None,
+        };
+        let layer = span_exporter
+            .as_ref()
+            .map(|exporter| exporter.layer(sampler));
+        if crate::logging::install(layer) {
+            crate::logging::export_spans(span_exporter.is_some());
+        } else if let Some(mut exporter) = span_exporter.take() {
             tracing::warn!("a tracing subscriber was already installed: spans are not exported");
+            exporter.shutdown();
         }
         tracing::debug!(
             traces = config.traces_endpoint.as_deref().unwrap_or("-"),
@@ -221,7 +264,7 @@ impl Telemetry {
             "exporting telemetry over OTLP"
         );
         Ok(Telemetry {
-            tracer_provider,
+            span_exporter,
             metrics_pusher,
             service_name: Some(config.service_name),
         })
@@ -229,7 +272,7 @@ impl Telemetry {
 
     /// Whether anything is exported over OTLP.
     pub fn exporting(&self) -> bool {
-        self.tracer_provider.is_some() || self.metrics_pusher.is_some()
+        self.span_exporter.is_some() || self.metrics_pusher.is_some()
     }
 
     /// The `service.name` exported, when exporting.
@@ -243,7 +286,7 @@ impl Telemetry {
     /// the export's overhead in alternating rounds. Nothing changes when this
     /// process does not export traces.
     pub fn export_spans(&self, on: bool) {
-        if self.tracer_provider.is_some() {
+        if self.span_exporter.is_some() {
             crate::logging::export_spans(on);
         }
     }
@@ -254,11 +297,9 @@ impl Telemetry {
     }
 
     fn stop(&mut self) {
-        if let Some(provider) = self.tracer_provider.take() {
+        if let Some(mut exporter) = self.span_exporter.take() {
             crate::logging::export_spans(false);
-            if let Err(error) = provider.shutdown() {
-                tracing::warn!(error = %error, "the last spans could not be exported");
-            }
+            exporter.shutdown();
         }
         if let Some(mut pusher) = self.metrics_pusher.take() {
             pusher.stop();
@@ -282,7 +323,7 @@ mod tests {
         settings: &TelemetrySettings,
         vars: &[(&str, &str)],
     ) -> Result<Option<OtlpConfig>, String> {
-        let vars: HashMap<String, String> = vars
+        let vars: std::collections::HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -425,5 +466,80 @@ mod tests {
         assert!(resolve(&settings, &[])
             .unwrap_err()
             .starts_with("telemetry.otlp_headers"));
+    }
+
+    #[test]
+    fn a_bad_standard_variable_stops_the_start_naming_it() {
+        for (variable, value) in [
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_TRACES_SAMPLER_ARG", "half"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1m"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2s"),
+        ] {
+            let err =
+                Telemetry::start_with_env(
+                    &TelemetrySettings::default(),
+                    "test",
+                    &|name| match name {
+                        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://127.0.0.1:9".into()),
+                        "OTEL_TRACES_SAMPLER" if variable == "OTEL_TRACES_SAMPLER_ARG" => {
+                            Some("traceidratio".into())
+                        }
+                        name if name == variable => Some(value.into()),
+                        _ => None,
+                    },
+                )
+                .unwrap_err();
+            assert!(err.starts_with(&format!("{variable}: `{value}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn resource_attributes_are_exported_and_service_name_wins_over_them() {
+        let attrs = "deployment.environment=prod,service.name=from-attributes";
+        let config = resolve(
+            &TelemetrySettings::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_RESOURCE_ATTRIBUTES", attrs),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.service_name, "from-attributes");
+        let named = resolve(
+            &TelemetrySettings::default(),
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_RESOURCE_ATTRIBUTES", attrs),
+                ("OTEL_SERVICE_NAME", "gate"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
+        let resource = named.resource();
+        let pairs: Vec<(String, String)> = resource
+            .attributes
+            .iter()
+            .map(|kv| {
+                let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(text),
+                    ) => text.clone(),
+                    other => panic!("{other:?}"),
+                };
+                (kv.key.clone(), value)
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("service.name".to_string(), "gate".to_string()),
+                ("deployment.environment".to_string(), "prod".to_string())
+            ]
+        );
     }
 }

@@ -29,19 +29,8 @@ use opentelemetry_proto::tonic::{
     resource::v1::Resource,
 };
 use prometheus::proto::{MetricFamily, MetricType};
-use prost::Message;
 
-use crate::settings::OtlpProtocol;
-
-/// Where and how metrics are pushed.
-pub(crate) struct PushTarget {
-    pub(crate) endpoint: String,
-    pub(crate) protocol: OtlpProtocol,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) service_name: String,
-    pub(crate) interval: Duration,
-    pub(crate) timeout: Duration,
-}
+use crate::transport::{Endpoint, Outage};
 
 /// The pushing thread; [`MetricsPusher::stop`] pushes a last time and joins it.
 pub(crate) struct MetricsPusher {
@@ -56,43 +45,38 @@ impl std::fmt::Debug for MetricsPusher {
 }
 
 impl MetricsPusher {
-    /// Starts the thread (a blocking HTTP client of its own: no async runtime is
-    /// needed, and none is disturbed).
-    pub(crate) fn start(target: PushTarget) -> Result<MetricsPusher, String> {
+    /// Starts the thread, which pushes every `interval` to `endpoint`, the
+    /// registry described by `resource`.
+    pub(crate) fn start(
+        endpoint: Endpoint,
+        resource: Resource,
+        interval: Duration,
+    ) -> Result<MetricsPusher, String> {
         let (stop, stopped) = mpsc::channel::<()>();
         let start_nanos = unix_nanos(SystemTime::now());
         let thread = std::thread::Builder::new()
             .name("otlp-metrics".into())
             .spawn(move || {
-                let client = match reqwest::blocking::Client::builder()
-                    .timeout(target.timeout)
-                    .build()
-                {
+                let client = match endpoint.client() {
                     Ok(client) => client,
                     Err(error) => {
-                        tracing::warn!(error = %error, "OTLP metrics: no HTTP client; metrics are not pushed");
+                        tracing::warn!(%error, "OTLP metrics: no HTTP client; metrics are not pushed");
                         return;
                     }
                 };
-                // A receiver that is down is reported once, not every interval.
-                let mut failing = false;
+                let mut outage = Outage::new("OTLP metrics", "sent again every interval");
                 loop {
-                    let last = match stopped.recv_timeout(target.interval) {
+                    let last = match stopped.recv_timeout(interval) {
                         Err(mpsc::RecvTimeoutError::Timeout) => false,
                         Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
                     };
-                    match push(&client, &target, start_nanos) {
-                        Ok(()) if failing => {
-                            failing = false;
-                            tracing::info!(endpoint = %target.endpoint, "OTLP metrics delivered again");
-                        }
-                        Ok(()) => {}
-                        Err(why) if !failing || last => {
-                            failing = true;
-                            tracing::warn!(endpoint = %target.endpoint, %why, "OTLP metrics not delivered (retried every interval)");
-                        }
-                        Err(_) => {}
-                    }
+                    let request = export_request(
+                        &crate::metrics::gather(),
+                        &resource,
+                        start_nanos,
+                        unix_nanos(SystemTime::now()),
+                    );
+                    outage.report(&endpoint, endpoint.post(&client, &request), last);
                     if last {
                         return;
                     }
@@ -114,39 +98,7 @@ impl MetricsPusher {
     }
 }
 
-fn push(
-    client: &reqwest::blocking::Client,
-    target: &PushTarget,
-    start_nanos: u64,
-) -> Result<(), String> {
-    let request = export_request(
-        &crate::metrics::gather(),
-        &target.service_name,
-        start_nanos,
-        unix_nanos(SystemTime::now()),
-    );
-    let (content_type, body) = match target.protocol {
-        OtlpProtocol::HttpProtobuf => ("application/x-protobuf", request.encode_to_vec()),
-        OtlpProtocol::HttpJson => match serde_json::to_vec(&request) {
-            Ok(body) => ("application/json", body),
-            Err(error) => return Err(format!("cannot encode: {error}")),
-        },
-    };
-    let mut post = client
-        .post(&target.endpoint)
-        .header("content-type", content_type)
-        .body(body);
-    for (name, value) in &target.headers {
-        post = post.header(name.as_str(), value.as_str());
-    }
-    match post.send() {
-        Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => Err(format!("refused with {}", response.status())),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-fn unix_nanos(time: SystemTime) -> u64 {
+pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
@@ -155,7 +107,7 @@ fn unix_nanos(time: SystemTime) -> u64 {
 /// The registry's families as one OTLP export request (cumulative temporality).
 pub(crate) fn export_request(
     families: &[MetricFamily],
-    service_name: &str,
+    resource: &Resource,
     start_nanos: u64,
     now_nanos: u64,
 ) -> ExportMetricsServiceRequest {
@@ -165,16 +117,9 @@ pub(crate) fn export_request(
         .collect();
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![string_attribute("service.name", service_name)],
-                ..Resource::default()
-            }),
+            resource: Some(resource.clone()),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "deploy-gate".to_string(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    ..InstrumentationScope::default()
-                }),
+                scope: Some(scope()),
                 metrics,
                 schema_url: String::new(),
             }],
@@ -209,7 +154,16 @@ fn otel_attribute(label: &str) -> String {
     }
 }
 
-fn string_attribute(key: &str, value: &str) -> KeyValue {
+/// The instrumentation scope of every span and metric deploy-gate exports.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "deploy-gate".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..InstrumentationScope::default()
+    }
+}
+
+pub(crate) fn string_attribute(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.to_string(),
         value: Some(AnyValue {
@@ -386,7 +340,7 @@ mod tests {
             waited: Duration::from_millis(200),
         }
         .emit();
-        let request = export_request(&crate::metrics::gather(), "svc", 1, 2);
+        let request = export_request(&crate::metrics::gather(), &Resource::default(), 1, 2);
         let scope = &request.resource_metrics[0].scope_metrics[0];
         let find = |name: &str| scope.metrics.iter().find(|m| m.name == name).unwrap();
         let Some(Data::Sum(sum)) = &find("deploy_gate_consensus_disagreements").data else {
@@ -417,7 +371,7 @@ mod tests {
         assert_eq!(point.bucket_counts.len(), point.explicit_bounds.len() + 1);
         assert_eq!(point.bucket_counts.iter().sum::<u64>(), point.count);
         // Both encodings work.
-        assert!(!request.encode_to_vec().is_empty());
+        assert!(!prost::Message::encode_to_vec(&request).is_empty());
         assert!(serde_json::to_string(&request)
             .unwrap()
             .contains("deploy_gate_consensus_disagreements"));

@@ -2,7 +2,7 @@
 //! `tracing` spans.
 //!
 //! Spans are ordinary `tracing` spans (`tracing::info_span!`); when OTLP export is
-//! on they become OpenTelemetry spans (tracing-opentelemetry). These functions
+//! on they become OpenTelemetry spans (the `spans` module). These functions
 //! move their context in and out of a process as a W3C trace-context
 //! `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), which
 //! the bus carries in an AMQP header and the webhook reads from its HTTP request.
@@ -10,8 +10,9 @@
 //! `traceparent` they received instead, so a trace survives a hop that does not
 //! export.
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::trace::{SpanId, TraceId};
+
+use crate::spans::{with_record, SpanContext};
 
 /// Whether `text` is a W3C `traceparent` of version 00 this process would
 /// accept: lowercase hex fields of the exact lengths, a trace id and a parent id
@@ -28,35 +29,26 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) -> bool {
     let Some(remote) = traceparent.and_then(parse) else {
         return false;
     };
-    let parent = opentelemetry::Context::new().with_remote_span_context(remote);
-    span.set_parent(parent).is_ok()
+    with_record(span, |record| record.continue_remote(remote)).is_some()
 }
 
 /// The `traceparent` naming `span` as the parent of what it causes in another
 /// process; `None` when spans are not exported (or the span is disabled).
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context
-        .is_valid()
-        .then(|| format_traceparent(&span_context))
+    with_record(span, |record| format_traceparent(&record.context()))
 }
 
 /// The trace id (32 hex digits) of `span`, for log lines; `None` without export.
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context
-        .is_valid()
-        .then(|| format!("{:032x}", span_context.trace_id()))
+    with_record(span, |record| format!("{:032x}", record.context().trace_id))
 }
 
-fn format_traceparent(span_context: &SpanContext) -> String {
+fn format_traceparent(context: &SpanContext) -> String {
     format!(
         "00-{:032x}-{:016x}-{:02x}",
-        span_context.trace_id(),
-        span_context.span_id(),
-        span_context.trace_flags().to_u8()
+        context.trace_id,
+        context.span_id,
+        u8::from(context.sampled)
     )
 }
 
@@ -85,14 +77,11 @@ fn parse(text: &str) -> Option<SpanContext> {
     let trace_id = TraceId::from_hex(trace_id).ok()?;
     let span_id = SpanId::from_hex(span_id).ok()?;
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    let span_context = SpanContext::new(
+    (trace_id != TraceId::INVALID && span_id != SpanId::INVALID).then_some(SpanContext {
         trace_id,
         span_id,
-        TraceFlags::new(flags) & TraceFlags::SAMPLED,
-        true,
-        TraceState::default(),
-    );
-    span_context.is_valid().then_some(span_context)
+        sampled: flags & 1 == 1,
+    })
 }
 
 #[cfg(test)]
@@ -124,7 +113,7 @@ mod tests {
     #[test]
     fn a_parsed_traceparent_formats_back_to_the_same_text() {
         let parsed = parse(GOOD).unwrap();
-        assert!(parsed.is_remote());
+        assert!(parsed.sampled);
         assert_eq!(format_traceparent(&parsed), GOOD);
     }
 

@@ -52,6 +52,10 @@ pub struct ReceivedSpan {
     pub kind: i32,
     /// String, integer, boolean and double attributes, as text.
     pub attributes: BTreeMap<String, String>,
+    /// `STATUS_CODE_*` as its number (0 unset, 1 ok, 2 error).
+    pub status_code: i32,
+    /// The names of the span's events, in order.
+    pub events: Vec<String>,
 }
 
 /// Counts of one received metric data point set.
@@ -310,6 +314,8 @@ fn spans_of(request: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
                     parent_span_id: hex(&span.parent_span_id),
                     kind: span.kind,
                     attributes: span.attributes.iter().filter_map(text).collect(),
+                    status_code: span.status.as_ref().map_or(0, |status| status.code),
+                    events: span.events.iter().map(|event| event.name.clone()).collect(),
                 });
             }
         }
