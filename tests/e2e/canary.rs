@@ -13,7 +13,10 @@ use gate_canary::{
 };
 use serde_json::{json, Value};
 
-use crate::fleet_harness::{app_repo, commit_code, Fleet, FleetOptions, AMQP_URL, REPO_NAME};
+use crate::fleet_harness::{
+    app_repo, commit_code, free_port, http_get, wait_for_listener, Fleet, FleetOptions, AMQP_URL,
+    REPO_NAME,
+};
 
 /// A seeded series around `mean` (SplitMix64 and a triangular spread: the same
 /// numbers on every machine).
@@ -91,7 +94,11 @@ fn a_failing_canary_is_rolled_back_with_the_deploy_plan_and_slack_is_told() {
     let fleet = Fleet::start(FleetOptions::default());
     fleet.spawn_worker(&[]);
     fleet.spawn_notifier(&[]);
-    let canary_service = fleet.spawn(&["canary", "serve"], &[]);
+    let canary_metrics = format!("127.0.0.1:{}", free_port());
+    let canary_service = fleet.spawn(
+        &["canary", "serve"],
+        &[("DEPLOY_GATE__TELEMETRY__METRICS_LISTEN", &canary_metrics)],
+    );
 
     // The deploy decision, by the real worker.
     let repo = app_repo();
@@ -188,6 +195,29 @@ fn a_failing_canary_is_rolled_back_with_the_deploy_plan_and_slack_is_told() {
         "the rollback plan is in the message: {text}"
     );
     assert!(text.contains(&format!("{event_id}:canary:{}", request.canary_id)));
+
+    // The service counts what it judged, for the ops dashboard.
+    wait_for_listener(&canary_metrics, Duration::from_secs(20));
+    let scrape = http_get(&canary_metrics, "/metrics");
+    for (series, value) in [
+        (
+            "deploy_gate_canary_judgements_total{result=\"rollback\"}",
+            "1",
+        ),
+        (
+            "deploy_gate_canary_judgements_total{result=\"promote\"}",
+            "0",
+        ),
+        ("deploy_gate_canary_score_count", "1"),
+        ("deploy_gate_canary_metrics_unavailable_total", "0"),
+    ] {
+        assert!(
+            scrape
+                .lines()
+                .any(|line| line == format!("{series} {value}")),
+            "{series} {value} not in:\n{scrape}"
+        );
+    }
 
     // A request that cannot be judged is dead-lettered with the field at fault,
     // and the service goes on.

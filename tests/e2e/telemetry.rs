@@ -4,7 +4,7 @@
 //! fleet's real `/metrics` endpoints.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Duration;
 
 use gate_mock_llm::{Fault, MockConfig};
@@ -12,7 +12,8 @@ use gate_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use serde_json::Value;
 
 use crate::fleet_harness::{
-    app_repo, commit_code, eventually, free_port, wait_for_listener, Fleet, FleetOptions, REPO_NAME,
+    app_repo, commit_code, eventually, free_port, http_get, wait_for_listener, Fleet, FleetOptions,
+    REPO_NAME,
 };
 
 /// `SPAN_KIND_PRODUCER` and `SPAN_KIND_CONSUMER` and `SPAN_KIND_CLIENT` in OTLP.
@@ -196,20 +197,6 @@ fn one_trace_follows_a_merge_from_enqueue_through_the_worker_to_wait() {
             "metric {name} not exported over OTLP"
         );
     }
-}
-
-/// A plain HTTP/1.1 GET on loopback.
-fn http_get(addr: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
 }
 
 /// Metric names a PromQL expression reads: identifiers not followed by `(` that

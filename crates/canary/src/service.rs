@@ -353,6 +353,12 @@ async fn process(shared: &Shared, publisher: &Publisher, request: &CanaryRequest
     );
     match publish_all(shared, publisher, &decision, deploy.as_ref()).await {
         Ok(()) => {
+            gate_telemetry::events::CanaryJudged {
+                result: decision.result.as_str(),
+                score: decision.score,
+                metrics_unavailable: !notes.is_empty(),
+            }
+            .emit();
             tracing::info!(
                 canary_id = %decision.canary_id,
                 event_id = %decision.event_id,

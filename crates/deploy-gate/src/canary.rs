@@ -272,7 +272,7 @@ async fn judge(
         }
     };
     let judged_at = gate_core::rfc3339(time::OffsetDateTime::now_utc());
-    Ok(gate_canary::judge(
+    let decision = gate_canary::judge(
         &request,
         Evidence {
             samples: &samples,
@@ -281,7 +281,14 @@ async fn judge(
             judged_at: &judged_at,
         },
         &settings.canary,
-    ))
+    );
+    gate_telemetry::events::CanaryJudged {
+        result: decision.result.as_str(),
+        score: decision.score,
+        metrics_unavailable: !notes.is_empty(),
+    }
+    .emit();
+    Ok(decision)
 }
 
 fn print(decision: &CanaryDecision, json: bool) {
