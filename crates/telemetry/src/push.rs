@@ -30,18 +30,13 @@ use opentelemetry_proto::tonic::{
 };
 use prometheus::proto::{MetricFamily, MetricType};
 
-use crate::transport::{Endpoint, Outage};
+use crate::transport::{spawn_exporter, Endpoint};
 
 /// The pushing thread; [`MetricsPusher::stop`] pushes a last time and joins it.
+#[derive(Debug)]
 pub(crate) struct MetricsPusher {
     stop: mpsc::Sender<()>,
     thread: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for MetricsPusher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MetricsPusher")
-    }
 }
 
 impl MetricsPusher {
@@ -54,35 +49,24 @@ impl MetricsPusher {
     ) -> Result<MetricsPusher, String> {
         let (stop, stopped) = mpsc::channel::<()>();
         let start_nanos = unix_nanos(SystemTime::now());
-        let thread = std::thread::Builder::new()
-            .name("otlp-metrics".into())
-            .spawn(move || {
-                let client = match endpoint.client() {
-                    Ok(client) => client,
-                    Err(error) => {
-                        tracing::warn!(%error, "OTLP metrics: no HTTP client; metrics are not pushed");
-                        return;
-                    }
+        let thread = spawn_exporter(
+            endpoint,
+            "OTLP metrics",
+            "sent again every interval",
+            move || {
+                let last = match stopped.recv_timeout(interval) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => false,
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
                 };
-                let mut outage = Outage::new("OTLP metrics", "sent again every interval");
-                loop {
-                    let last = match stopped.recv_timeout(interval) {
-                        Err(mpsc::RecvTimeoutError::Timeout) => false,
-                        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => true,
-                    };
-                    let request = export_request(
-                        &crate::metrics::gather(),
-                        &resource,
-                        start_nanos,
-                        unix_nanos(SystemTime::now()),
-                    );
-                    outage.report(&endpoint, endpoint.post(&client, &request), last);
-                    if last {
-                        return;
-                    }
-                }
-            })
-            .map_err(|err| format!("cannot start the OTLP metrics thread: {err}"))?;
+                let request = export_request(
+                    &crate::metrics::gather(),
+                    &resource,
+                    start_nanos,
+                    unix_nanos(SystemTime::now()),
+                );
+                (vec![request], last)
+            },
+        )?;
         Ok(MetricsPusher {
             stop,
             thread: Some(thread),

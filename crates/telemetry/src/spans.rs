@@ -45,7 +45,7 @@ use tracing_subscriber::{
 };
 
 use crate::push::unix_nanos;
-use crate::transport::{Endpoint, Outage};
+use crate::transport::{spawn_exporter, Endpoint};
 
 // ---------------------------------------------------------------------------
 // Sampling
@@ -611,11 +611,13 @@ impl Batching {
 }
 
 /// A span that ended, waiting for export.
+#[derive(Debug)]
 struct Ended {
     record: SpanRecord,
     end: u64,
 }
 
+#[derive(Debug)]
 struct Pending {
     spans: Vec<Ended>,
     dropped: u64,
@@ -623,6 +625,7 @@ struct Pending {
 }
 
 /// Ended spans between the layer and the export thread.
+#[derive(Debug)]
 struct Queue {
     pending: Mutex<Pending>,
     /// Signalled when a batch is full or the exporter is stopping.
@@ -676,15 +679,10 @@ impl Queue {
 }
 
 /// The export thread and the layer that feeds it.
+#[derive(Debug)]
 pub(crate) struct SpanExporter {
     queue: Arc<Queue>,
     thread: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for SpanExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SpanExporter")
-    }
 }
 
 impl SpanExporter {
@@ -704,45 +702,27 @@ impl SpanExporter {
             batching,
         });
         let exported = Arc::clone(&queue);
-        let thread = std::thread::Builder::new()
-            .name("otlp-spans".into())
-            .spawn(move || {
-                // Built here: a blocking client must not be dropped on an async
-                // runtime's thread, which the caller may be.
-                let client = match endpoint.client() {
-                    Ok(client) => client,
-                    Err(error) => {
-                        tracing::warn!(%error, "OTLP spans: no HTTP client; spans are not exported");
-                        exported.lock().stopping = true;
-                        return;
-                    }
-                };
-                let mut outage = Outage::new("OTLP spans", "the batch is dropped");
-                loop {
-                    let (spans, dropped, last) = exported.next();
-                    if dropped > 0 {
-                        tracing::warn!(
-                            dropped,
-                            max_queue = batching.max_queue,
-                            "spans dropped: the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)"
-                        );
-                    }
-                    let mut spans = spans.into_iter().peekable();
-                    while spans.peek().is_some() {
-                        let batch: Vec<Span> = spans
-                            .by_ref()
-                            .take(batching.max_batch)
-                            .map(|ended| ended.record.into_proto(ended.end))
-                            .collect();
-                        let request = export_request(&resource, batch);
-                        outage.report(&endpoint, endpoint.post(&client, &request), last);
-                    }
-                    if last {
-                        return;
-                    }
-                }
-            })
-            .map_err(|err| format!("cannot start the OTLP spans thread: {err}"))?;
+        let thread = spawn_exporter(endpoint, "OTLP spans", "the batch is dropped", move || {
+            let (spans, dropped, last) = exported.next();
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    max_queue = batching.max_queue,
+                    "spans dropped: the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)"
+                );
+            }
+            let mut spans = spans.into_iter().peekable();
+            let mut requests = Vec::new();
+            while spans.peek().is_some() {
+                let batch: Vec<Span> = spans
+                    .by_ref()
+                    .take(batching.max_batch)
+                    .map(|ended| ended.record.into_proto(ended.end))
+                    .collect();
+                requests.push(export_request(&resource, batch));
+            }
+            (requests, last)
+        })?;
         Ok(SpanExporter {
             queue,
             thread: Some(thread),

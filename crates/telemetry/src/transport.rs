@@ -2,7 +2,7 @@
 //! configured protocol, posted with the configured headers; and the rule for
 //! reporting a receiver that fails (once per outage, not once per export).
 
-use std::time::Duration;
+use std::{thread::JoinHandle, time::Duration};
 
 use crate::settings::OtlpProtocol;
 
@@ -60,7 +60,7 @@ impl Endpoint {
 
 /// Logs a receiver's failures once per outage, and its recovery.
 #[derive(Debug)]
-pub(crate) struct Outage {
+struct Outage {
     /// What is exported, for the log lines ("OTLP metrics", "OTLP spans").
     signal: &'static str,
     /// What becomes of what was not delivered, for the warning.
@@ -69,7 +69,7 @@ pub(crate) struct Outage {
 }
 
 impl Outage {
-    pub(crate) fn new(signal: &'static str, then: &'static str) -> Outage {
+    fn new(signal: &'static str, then: &'static str) -> Outage {
         Outage {
             signal,
             then,
@@ -79,7 +79,7 @@ impl Outage {
 
     /// Reports the outcome of one export; `last` (the final flush) always logs a
     /// failure, since nothing will retry it.
-    pub(crate) fn report(&mut self, endpoint: &Endpoint, result: Result<(), String>, last: bool) {
+    fn report(&mut self, endpoint: &Endpoint, result: Result<(), String>, last: bool) {
         let (signal, then) = (self.signal, self.then);
         match result {
             Ok(()) if self.failing => {
@@ -94,4 +94,42 @@ impl Outage {
             Err(_) => {}
         }
     }
+}
+
+/// Starts the export thread of one signal: it builds its HTTP client (there: a
+/// blocking client must not be dropped on an async runtime's thread, which the
+/// caller may be), then posts the requests `next` yields until `next` says they
+/// were the last. `signal` and `then` word the outage warnings.
+pub(crate) fn spawn_exporter<M, F>(
+    endpoint: Endpoint,
+    signal: &'static str,
+    then: &'static str,
+    mut next: F,
+) -> Result<JoinHandle<()>, String>
+where
+    M: prost::Message + serde::Serialize,
+    F: FnMut() -> (Vec<M>, bool) + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(format!("{signal} export"))
+        .spawn(move || {
+            let client = match endpoint.client() {
+                Ok(client) => client,
+                Err(error) => {
+                    tracing::warn!(%error, "{signal}: no HTTP client; nothing is exported");
+                    return;
+                }
+            };
+            let mut outage = Outage::new(signal, then);
+            loop {
+                let (requests, last) = next();
+                for request in &requests {
+                    outage.report(&endpoint, endpoint.post(&client, request), last);
+                }
+                if last {
+                    return;
+                }
+            }
+        })
+        .map_err(|err| format!("cannot start the {signal} thread: {err}"))
 }
