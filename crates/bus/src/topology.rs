@@ -123,12 +123,21 @@ fn default_canary_binding() -> String {
 }
 
 fn default_canary_delivery_limit() -> u32 {
-    5
+    DEFAULT_DELIVERY_LIMIT
 }
 
 fn default_canary_log() -> String {
     "gate.canary.log".to_string()
 }
+
+/// `x-delivery-limit` of every work queue unless configured: RabbitMQ 4.0's own
+/// default for quorum queues. The broker counts every delivery that was not
+/// acked, including those a crashed or cut-off consumer held without having
+/// started them: under a worker crash every few seconds (the chaos suite's long
+/// mode), a limit of 5 dead-lettered a healthy, already decided event. A message
+/// that really kills every worker that takes it is still dead-lettered, after 21
+/// deliveries; malformed input is dead-lettered at once, whatever the limit.
+pub const DEFAULT_DELIVERY_LIMIT: u32 = 20;
 
 impl Default for Topology {
     fn default() -> Self {
@@ -136,7 +145,7 @@ impl Default for Topology {
             events_exchange: "gate.events".to_string(),
             events_queue: "gate.merge-events".to_string(),
             events_binding: format!("{EVENT_KEY_PREFIX}.#"),
-            events_delivery_limit: 5,
+            events_delivery_limit: DEFAULT_DELIVERY_LIMIT,
             events_max_length: None,
             dead_letter_exchange: "gate.dead-letter".to_string(),
             dead_letter_queue: "gate.dead-letter".to_string(),
@@ -145,9 +154,9 @@ impl Default for Topology {
             decisions_log_max_age: "30D".to_string(),
             decisions_log_max_bytes: 10 * 1024 * 1024 * 1024,
             notifications_queue: "gate.notifications".to_string(),
-            notifications_delivery_limit: 5,
+            notifications_delivery_limit: DEFAULT_DELIVERY_LIMIT,
             outcomes_queue: "gate.outcomes".to_string(),
-            outcomes_delivery_limit: 5,
+            outcomes_delivery_limit: DEFAULT_DELIVERY_LIMIT,
             canary_queue: default_canary_queue(),
             canary_binding: default_canary_binding(),
             canary_delivery_limit: default_canary_delivery_limit(),
