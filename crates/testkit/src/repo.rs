@@ -50,6 +50,21 @@ impl TestRepo {
         repo
     }
 
+    /// A repository whose last commit only documents the project: a shop crate,
+    /// then a README section on running it. The change every policy finds trivial.
+    pub fn with_docs_only_change() -> TestRepo {
+        let repo = TestRepo::new();
+        repo.write("README.md", "# Shop\n\nSells things.\n")
+            .write("src/lib.rs", "pub fn price() -> u32 { 1 }\n");
+        repo.commit("Initial commit");
+        repo.write(
+            "README.md",
+            "# Shop\n\nSells things.\n\n## Running\n\n`cargo run` starts the shop.\n",
+        );
+        repo.commit("Document how to run the shop");
+        repo
+    }
+
     fn empty_dir() -> TestRepo {
         let dir = tempfile::Builder::new()
             .prefix("gate-testkit-")

@@ -18,15 +18,7 @@ impl DiffVisitor for Ignore {
 /// A merge that only touches documentation, built from a real git repository,
 /// as repository `repo_name`.
 pub fn docs_change(repo_name: &str) -> Result<DeployContext> {
-    let repo = TestRepo::new();
-    repo.write("README.md", "# Shop\n\nSells things.\n")
-        .write("src/lib.rs", "pub fn price() -> u32 { 1 }\n");
-    repo.commit("Initial commit");
-    repo.write(
-        "README.md",
-        "# Shop\n\nSells things.\n\n## Running\n\n`cargo run` starts the shop.\n",
-    );
-    repo.commit("Document how to run the shop");
+    let repo = TestRepo::with_docs_only_change();
     let context = gate_git::build_context(
         repo.path(),
         &Range::default(),

@@ -416,18 +416,7 @@ fn build(repo: &TestRepo) -> DeployContext {
 pub fn docs_change() -> DeployContext {
     static CONTEXT: OnceLock<DeployContext> = OnceLock::new();
     CONTEXT
-        .get_or_init(|| {
-            let repo = TestRepo::new();
-            repo.write("README.md", "# Shop\n\nSells things.\n")
-                .write("src/lib.rs", "pub fn price() -> u32 { 1 }\n");
-            repo.commit("Initial commit");
-            repo.write(
-                "README.md",
-                "# Shop\n\nSells things.\n\n## Running\n\n`cargo run` starts the shop.\n",
-            );
-            repo.commit("Document how to run the shop");
-            build(&repo)
-        })
+        .get_or_init(|| build(&TestRepo::with_docs_only_change()))
         .clone()
 }
 
