@@ -39,7 +39,7 @@ pub use request::{
     RequestError, RequestIds, SeriesPair, Source, Target, CANARY_REQUEST_SCHEMA_VERSION,
 };
 pub use service::{
-    decision_routing_key, publish_decision, publish_request, request_routing_key,
+    count_judgement, decision_routing_key, publish_decision, publish_request, request_routing_key,
     rollback_notification, run, window_end, ServiceDeps, ServiceError, KIND_CANARY_DECISION,
     KIND_CANARY_REQUEST,
 };

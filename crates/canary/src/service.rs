@@ -353,12 +353,7 @@ async fn process(shared: &Shared, publisher: &Publisher, request: &CanaryRequest
     );
     match publish_all(shared, publisher, &decision, deploy.as_ref()).await {
         Ok(()) => {
-            gate_telemetry::events::CanaryJudged {
-                result: decision.result.as_str(),
-                score: decision.score,
-                metrics_unavailable: !notes.is_empty(),
-            }
-            .emit();
+            count_judgement(&decision, !notes.is_empty());
             tracing::info!(
                 canary_id = %decision.canary_id,
                 event_id = %decision.event_id,
@@ -408,6 +403,18 @@ async fn samples(
             }
         }
     }
+}
+
+/// Counts a judgement for the metrics (`deploy_gate_canary_*`): the service once
+/// it is published, the CLI once it is made. `metrics_unavailable`: the source
+/// could not be reached, so it was judged without data.
+pub fn count_judgement(decision: &CanaryDecision, metrics_unavailable: bool) {
+    gate_telemetry::events::CanaryJudged {
+        result: decision.result.as_str(),
+        score: decision.score,
+        metrics_unavailable,
+    }
+    .emit();
 }
 
 /// The end of a Prometheus window: the request's `end`, else now (Unix seconds).

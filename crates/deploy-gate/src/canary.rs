@@ -282,12 +282,7 @@ async fn judge(
         },
         &settings.canary,
     );
-    gate_telemetry::events::CanaryJudged {
-        result: decision.result.as_str(),
-        score: decision.score,
-        metrics_unavailable: !notes.is_empty(),
-    }
-    .emit();
+    gate_canary::count_judgement(&decision, !notes.is_empty());
     Ok(decision)
 }
 
