@@ -75,6 +75,14 @@ impl OtlpConfig {
     }
 }
 
+/// The value of variable `name`, trimmed; `None` when unset or blank (the
+/// specification treats an empty variable as unset).
+pub(crate) fn env_value(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(name)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// A duration in milliseconds from `name`: `default` when unset, empty or 0;
 /// `Err` names the variable when it is not a whole number.
 pub(crate) fn env_millis(
@@ -82,12 +90,9 @@ pub(crate) fn env_millis(
     name: &str,
     default: Duration,
 ) -> Result<Duration, String> {
-    let Some(text) = env(name).map(|v| v.trim().to_string()) else {
+    let Some(text) = env_value(env, name) else {
         return Ok(default);
     };
-    if text.is_empty() {
-        return Ok(default);
-    }
     match text.parse::<u64>() {
         Ok(0) => Ok(default),
         Ok(ms) => Ok(Duration::from_millis(ms)),
@@ -105,11 +110,7 @@ impl OtlpConfig {
         role: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<OtlpConfig>, String> {
-        let var = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let var = |name: &str| env_value(env, name);
         if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             return Ok(None);
         }

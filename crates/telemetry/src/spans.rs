@@ -81,11 +81,7 @@ impl Default for Sampler {
 impl Sampler {
     /// From the standard variables; `Err` names the variable that is wrong.
     pub(crate) fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Sampler, String> {
-        let var = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        let var = |name: &str| crate::otlp::env_value(env, name);
         let Some(name) = var("OTEL_TRACES_SAMPLER") else {
             return Ok(Sampler::default());
         };
@@ -394,69 +390,33 @@ fn parse_status(text: &str) -> Option<StatusCode> {
     }
 }
 
-/// Reads fields into a record's attributes (or its name, kind and status).
-struct SpanFields<'a>(&'a mut SpanRecord);
+/// Reads a span's or an event's fields as OTLP values, handing each to `.0`.
+struct Fields<F: FnMut(&'static str, Value)>(F);
 
-impl Visit for SpanFields<'_> {
+impl<F: FnMut(&'static str, Value)> Visit for Fields<F> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.set(field.name(), Value::Str(value.to_string()));
+        (self.0)(field.name(), Value::Str(value.to_string()));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.set(field.name(), Value::Str(format!("{value:?}")));
+        (self.0)(field.name(), Value::Str(format!("{value:?}")));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.set(field.name(), Value::Int(value));
+        (self.0)(field.name(), Value::Int(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.set(field.name(), unsigned(value));
+        (self.0)(field.name(), unsigned(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.set(field.name(), Value::Double(value));
+        (self.0)(field.name(), Value::Double(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.set(field.name(), Value::Bool(value));
+        (self.0)(field.name(), Value::Bool(value));
     }
 }
 
 /// OTLP has signed integers only: larger ones travel as text.
 fn unsigned(value: u64) -> Value {
     i64::try_from(value).map_or_else(|_| Value::Str(value.to_string()), Value::Int)
-}
-
-/// Reads a log event's fields: its message names the span event.
-struct EventFields<'a> {
-    name: Option<String>,
-    attributes: &'a mut Vec<Attribute>,
-}
-
-impl EventFields<'_> {
-    fn set(&mut self, key: &'static str, value: Value) {
-        match (key, value) {
-            ("message", Value::Str(text)) => self.name = Some(text),
-            (key, value) => self.attributes.push((key, value)),
-        }
-    }
-}
-
-impl Visit for EventFields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field.name(), Value::Str(value.to_string()));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.set(field.name(), Value::Str(format!("{value:?}")));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field.name(), Value::Int(value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field.name(), unsigned(value));
-    }
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field.name(), Value::Double(value));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field.name(), Value::Bool(value));
-    }
 }
 
 /// Runs `f` on the record of `span`, when the layer keeps one (spans are
@@ -500,14 +460,15 @@ where
                 .map(SpanRecord::context)
         });
         let mut record = SpanRecord::new(attrs.metadata().name(), parent, self.sampler);
-        attrs.record(&mut SpanFields(&mut record));
+        // Into the attributes, or the name, kind and status (`otel.*`).
+        attrs.record(&mut Fields(|key, value| record.set(key, value)));
         span.extensions_mut().insert(record);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             if let Some(record) = span.extensions_mut().get_mut::<SpanRecord>() {
-                values.record(&mut SpanFields(record));
+                values.record(&mut Fields(|key, value| record.set(key, value)));
             }
         }
     }
@@ -523,12 +484,13 @@ where
         };
         let meta = event.metadata();
         let mut attributes = vec![("level", Value::Str(meta.level().as_str().to_string()))];
-        let mut fields = EventFields {
-            name: None,
-            attributes: &mut attributes,
-        };
-        event.record(&mut fields);
-        let name = fields.name.map_or(Cow::Borrowed(meta.name()), Cow::Owned);
+        // The message names the span event; the other fields are its attributes.
+        let mut message = None;
+        event.record(&mut Fields(|key, value| match (key, value) {
+            ("message", Value::Str(text)) => message = Some(text),
+            (key, value) => attributes.push((key, value)),
+        }));
+        let name = message.map_or(Cow::Borrowed(meta.name()), Cow::Owned);
         let mut extensions = span.extensions_mut();
         let Some(record) = extensions.get_mut::<SpanRecord>() else {
             return;
@@ -590,9 +552,8 @@ impl Batching {
         let defaults = Batching::default();
         let delay = crate::otlp::env_millis(env, "OTEL_BSP_SCHEDULE_DELAY", defaults.delay)?;
         let count = |name: &str, default: usize| -> Result<usize, String> {
-            match env(name).map(|v| v.trim().to_string()) {
+            match crate::otlp::env_value(env, name) {
                 None => Ok(default),
-                Some(text) if text.is_empty() => Ok(default),
                 Some(text) => match text.parse::<usize>() {
                     Ok(n) if n > 0 => Ok(n),
                     _ => Err(format!("{name}: `{text}` is not a positive whole number")),
