@@ -285,7 +285,6 @@ fn severity_emoji(severity: Severity) -> &'static str {
     }
 }
 
-/// A mrkdwn section, cut to Slack's limit.
 /// The small grey line at a message's foot, cut to a section's length.
 fn footer(text: &str) -> Value {
     json!({
@@ -294,6 +293,7 @@ fn footer(text: &str) -> Value {
     })
 }
 
+/// A mrkdwn section, cut to Slack's limit.
 fn section(text: &str) -> Value {
     json!({"type": "section", "text": {"type": "mrkdwn", "text": fit(text, MAX_SECTION_CHARS)}})
 }

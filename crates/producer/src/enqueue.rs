@@ -157,9 +157,10 @@ impl Producer {
         event: &MergeEvent,
         traceparent: Option<String>,
     ) -> Result<(), ProducerError> {
-        // The size is checked where the payload is serialized, once, before
-        // anything is sent (the publisher's limit is the bus's).
-        check(event)?;
+        // What a worker would refuse (empty id, repo or head; unknown schema
+        // version). The size is checked where the payload is serialized, once,
+        // before anything is sent (the publisher's limit is the bus's).
+        event.check()?;
         let (publisher, generation) = {
             let state = self.inner.state.lock().await;
             (state.publisher.clone(), state.generation)
@@ -234,12 +235,4 @@ async fn open(url: &str, settings: &BusSettings) -> Result<(Bus, Publisher), Pro
         .await
         .map_err(|source| ProducerError::bus("(none yet)", source))?;
     Ok((bus, publisher))
-}
-
-/// Refuses what the bus or a worker would: an event over the size limit (measured as
-/// the bytes that would be published), or one that does not read back as a valid
-/// MergeEvent (empty id, repo or head; unknown schema version).
-fn check(event: &MergeEvent) -> Result<(), ProducerError> {
-    event.check()?;
-    Ok(())
 }
