@@ -63,23 +63,7 @@ pub(crate) fn install(spans: Option<SpanLayer>) -> bool {
         .with_writer(std::io::stderr)
         .with_target(true)
         .with_filter(env_filter().and(when(LOGS_JSON)));
-    // Log events reach the span layer from WARN up (what went wrong in this
-    // merge); the INFO lines stay in the logs.
-    let spans = spans.map(|layer| {
-        // The level decides per callsite, once (debug and trace callsites of the
-        // libraries stay off for good); the switch at each span.
-        layer.with_filter(
-            dynamic_filter_fn(|_, _| SPANS_EXPORTED.load(Ordering::Relaxed))
-                .with_max_level_hint(LevelFilter::INFO)
-                .with_callsite_filter(|meta| {
-                    if exported_level(meta) {
-                        Interest::sometimes()
-                    } else {
-                        Interest::never()
-                    }
-                }),
-        )
-    });
+    let spans = spans.map(|layer| layer.with_filter(span_filter()));
     let installed = tracing_subscriber::registry()
         .with(text)
         .with(json)
@@ -92,6 +76,27 @@ pub(crate) fn install(spans: Option<SpanLayer>) -> bool {
     true
 }
 
+/// What reaches the span layer: spans from INFO up and log events from WARN up
+/// (what went wrong in this merge; the INFO lines stay in the logs), while the
+/// switch is on. The level decides per callsite, once, so debug and trace
+/// callsites of the libraries stay off for good; the switch is read at each span.
+///
+/// `enabled` checks the level too: tracing-core asks it directly, skipping the
+/// callsite's cached interest, when two threads race to register one callsite,
+/// and a filter that then says yes to a TRACE event breaks its own level hint
+/// (a debug assertion in tracing-subscriber, a stray record in release).
+fn span_filter<S>() -> impl tracing_subscriber::layer::Filter<S> {
+    dynamic_filter_fn(|meta, _| exported_level(meta) && SPANS_EXPORTED.load(Ordering::Relaxed))
+        .with_max_level_hint(LevelFilter::INFO)
+        .with_callsite_filter(|meta| {
+            if exported_level(meta) {
+                Interest::sometimes()
+            } else {
+                Interest::never()
+            }
+        })
+}
+
 /// Spans from INFO up, log events from WARN up: what goes to OpenTelemetry.
 fn exported_level(meta: &Metadata<'_>) -> bool {
     let floor = if meta.is_span() {
@@ -100,4 +105,99 @@ fn exported_level(meta: &Metadata<'_>) -> bool {
         Level::WARN
     };
     *meta.level() <= floor
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::{
+        callsite::{Callsite, Identifier},
+        field::FieldSet,
+        metadata::Kind,
+        span::Attributes,
+        Event, Subscriber,
+    };
+    use tracing_subscriber::{layer::Context, registry::LookupSpan, Registry};
+
+    use super::*;
+
+    /// The layer behind the filter under test: it notes the level and kind of
+    /// what reaches it.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<(Level, bool)>>>);
+    impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Sink {
+        fn on_new_span(&self, attrs: &Attributes<'_>, _: &tracing::span::Id, _: Context<'_, S>) {
+            let meta = attrs.metadata();
+            self.0.lock().unwrap().push((*meta.level(), meta.is_span()));
+        }
+        fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+            let meta = event.metadata();
+            self.0.lock().unwrap().push((*meta.level(), meta.is_span()));
+        }
+    }
+
+    struct Site;
+    impl Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            unreachable!("the test's callsite only names its field set")
+        }
+    }
+    static SITE: Site = Site;
+
+    /// What a racing callsite registration does: the subscriber is asked
+    /// `enabled` with no cached interest, then handed the span or event when it
+    /// said yes. `true` when the sink got it.
+    fn reaches(dispatch: &tracing::Dispatch, sink: &Sink, level: Level, kind: Kind) -> bool {
+        let fields = FieldSet::new(&[], Identifier(&SITE));
+        let meta: &'static Metadata<'static> = Box::leak(Box::new(Metadata::new(
+            "test",
+            "lapin::consumer",
+            level,
+            None,
+            None,
+            None,
+            fields,
+            kind,
+        )));
+        let values = meta.fields().value_set(&[]);
+        sink.0.lock().unwrap().clear();
+        if dispatch.enabled(meta) {
+            if meta.is_span() {
+                let id = dispatch.new_span(&Attributes::new_root(meta, &values));
+                dispatch.try_close(id);
+            } else {
+                dispatch.event(&Event::new(meta, &values));
+            }
+        }
+        let got = sink.0.lock().unwrap().clone();
+        !got.is_empty()
+    }
+
+    /// Library debug and trace lines stay out of the span layer even when the
+    /// subscriber is asked without a cached interest (they once tripped
+    /// tracing-subscriber's level-hint assertion and killed a worker); spans from
+    /// INFO and events from WARN go in while the switch is on.
+    #[test]
+    fn the_span_filter_keeps_its_levels_when_asked_without_a_cached_interest() {
+        let sink = Sink::default();
+        let dispatch = tracing::Dispatch::new(
+            Registry::default().with(sink.clone().with_filter(span_filter())),
+        );
+        let reaches = |level, kind| reaches(&dispatch, &sink, level, kind);
+        export_spans(true);
+        assert!(!reaches(Level::TRACE, Kind::EVENT));
+        assert!(!reaches(Level::DEBUG, Kind::EVENT));
+        assert!(!reaches(Level::INFO, Kind::EVENT));
+        assert!(!reaches(Level::DEBUG, Kind::SPAN));
+        assert!(reaches(Level::WARN, Kind::EVENT));
+        assert!(reaches(Level::INFO, Kind::SPAN));
+        export_spans(false);
+        assert!(
+            !reaches(Level::INFO, Kind::SPAN),
+            "the switch is read each time"
+        );
+        assert!(!reaches(Level::ERROR, Kind::EVENT));
+    }
 }
