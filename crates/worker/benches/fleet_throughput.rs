@@ -39,7 +39,7 @@
 //!    `OTEL_EXPORTER_OTLP_PROTOCOL`, default http/protobuf) toward an in-process
 //!    OTLP/HTTP receiver (gate-testkit; it stands in for a collector on other
 //!    machines, so it decodes what it got only after the rounds). Then rounds of
-//!    step 1 alternate, `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (20) of each: span export
+//!    step 1 alternate, `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (100) of each: span export
 //!    paused (`Telemetry::export_spans(false)`: no span is built, as in a worker
 //!    without OTLP) and on (every span of every event: producer, worker, cache
 //!    lookup, model call, consensus, publish; metrics every 5 s), in the order
@@ -72,7 +72,7 @@
 //! `DEPLOY_GATE_BENCH_PUBLISHERS` (enqueue calls, and raw publishes, in flight:
 //! 16), `DEPLOY_GATE_BENCH_LATENCY_EVENTS` (1000), `DEPLOY_GATE_BENCH_WARM_UP` (100
 //! events through each loop before it is timed), `DEPLOY_GATE_BENCH_OTLP` (1),
-//! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (20), `DEPLOY_GATE_BENCH_RATIO_ROUNDS` (4).
+//! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (100), `DEPLOY_GATE_BENCH_RATIO_ROUNDS` (4).
 
 mod common;
 
@@ -152,7 +152,7 @@ impl Settings {
             n_warm_up: env_or("DEPLOY_GATE_BENCH_WARM_UP", 100)?,
             ratio_rounds: env_or("DEPLOY_GATE_BENCH_RATIO_ROUNDS", 4)?,
             otlp: env_or("DEPLOY_GATE_BENCH_OTLP", 1u8)? != 0,
-            otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 20)?,
+            otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 100)?,
         };
         ensure!(
             settings.n_events > 0
