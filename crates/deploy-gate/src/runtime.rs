@@ -1,17 +1,30 @@
 //! What every long-running role shares in the binary: the async runtime, logging
 //! and the metrics endpoint (both from `gate-telemetry`), and the shutdown signal.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use crate::exit::CliError;
 
+/// How long the runtime's threads get to stop once `future` is done, before
+/// the command goes on without them (see [`block_on`]).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs `future` on a multi-threaded runtime.
+///
+/// Once `future` is done, the runtime's threads get [`SHUTDOWN_GRACE`] to stop
+/// and the command goes on without those that do not: a thread stuck in a
+/// library (lapin can deadlock two of its locks while a connection closes with
+/// a delivery in flight) must not keep `wait` from printing the decision it
+/// has, or a drained worker from exiting. Everything that matters is awaited
+/// inside `future`; what is left is background tasks, dropped either way.
 pub fn block_on<F: Future>(future: F) -> Result<F::Output, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|err| CliError::no_decision(format!("cannot start the async runtime: {err}")))?;
-    Ok(runtime.block_on(future))
+    let output = runtime.block_on(future);
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    Ok(output)
 }
 
 /// Sets up logging (see [`gate_telemetry::init_logging`]).
@@ -69,5 +82,37 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// A task stuck for good on one of the runtime's threads (as in lapin's
+    /// close-path deadlock) does not keep `block_on` from returning the result.
+    #[test]
+    fn block_on_returns_when_a_task_never_gives_its_thread_back() {
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            let output = block_on(async {
+                let (started, running) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    let _ = started.send(());
+                    loop {
+                        std::thread::park();
+                    }
+                });
+                let _ = running.await;
+                42
+            });
+            let _ = done.send(output.ok());
+        });
+        let output = finished
+            .recv_timeout(SHUTDOWN_GRACE * 6)
+            .expect("block_on returned while a task held its thread");
+        assert_eq!(output, Some(42));
     }
 }
