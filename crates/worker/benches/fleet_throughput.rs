@@ -648,7 +648,7 @@ async fn overhead(
 
     // The span path alone, on this thread with nothing else running: what the
     // layer, the registry and the trace context cost per event.
-    let span_path = span_path_cost(&telemetry, SPAN_PATH_EVENTS).await;
+    let span_path = span_path_cost(&telemetry).await;
 
     let mut sides = [Side::default(), Side::default()];
     let mut per_round = Vec::new();
@@ -668,7 +668,7 @@ async fn overhead(
             if exported { "with " } else { "without " },
             result.rate()
         ));
-        rates.push(result.rate());
+        rates.push((exported, result.rate()));
         // The observer sees a decision before the worker's spans of it close (the
         // ack comes after the publish): let the last ones close in this round's mode.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -690,14 +690,13 @@ async fn overhead(
     // the host's slower spells cancel within it.
     let mut paired: Vec<f64> = rates
         .chunks_exact(2)
-        .enumerate()
-        .map(|(pair, rates)| {
-            let (without, with) = if pair % 2 == 0 {
-                (rates[0], rates[1])
-            } else {
-                (rates[1], rates[0])
+        .map(|pair| {
+            let rate = |exported: bool| {
+                pair.iter()
+                    .find(|(e, _)| *e == exported)
+                    .map_or(f64::NAN, |(_, r)| *r)
             };
-            1.0 - with / without
+            1.0 - rate(true) / rate(false)
         })
         .collect();
     paired.sort_by(f64::total_cmp);
@@ -730,7 +729,7 @@ async fn overhead(
     println!(
         "   export : {spans} spans received ({} expected: 6 per event exported, in the rounds and the span path \
          below), {} metric exports, as {protocol}; refused {}",
-        6 * (exported.n_events + SPAN_PATH_EVENTS + SPAN_PATH_EVENTS / 10),
+        6 * (exported.n_events + SPAN_PATH_EVENTS + SPAN_PATH_WARM_UP),
         receiver
             .metrics()
             .iter()
@@ -738,12 +737,9 @@ async fn overhead(
             .count(),
         receiver.refused().len()
     );
-    println!(
-        "   cpu    : without {}",
-        cpu.between(&plain.cpu, plain.n_events)
-    );
-    let with = cpu.between(&exported.cpu, exported.n_events);
     let without = cpu.between(&plain.cpu, plain.n_events);
+    let with = cpu.between(&exported.cpu, exported.n_events);
+    println!("   cpu    : without {without}");
     println!("            with    {with}");
     println!(
         "            all three: {:.0} us without, {:.0} us with per event: {:.1} % more CPU per event \
@@ -788,14 +784,15 @@ struct SpanPath {
     exported: SpanPathSide,
 }
 
-/// Events through [`span_path_cost`] per side.
+/// Events through [`span_path_cost`] per side, and untimed before them.
 const SPAN_PATH_EVENTS: usize = 20_000;
+const SPAN_PATH_WARM_UP: usize = SPAN_PATH_EVENTS / 10;
 
 /// The span work one event causes, with span export paused and on: the spans
 /// the producer and worker open (their names, kinds and fields as in the code),
 /// each entered and left a few times as an instrumented future is polled, and
 /// the `traceparent` written and read. Leaves export on.
-async fn span_path_cost(telemetry: &gate_telemetry::Telemetry, n_events: usize) -> SpanPath {
+async fn span_path_cost(telemetry: &gate_telemetry::Telemetry) -> SpanPath {
     use gate_telemetry::trace::{continue_trace, traceparent};
 
     fn polled(span: &tracing::Span) {
@@ -874,21 +871,21 @@ async fn span_path_cost(telemetry: &gate_telemetry::Telemetry, n_events: usize) 
     let mut sides = Vec::new();
     for exported in [false, true] {
         telemetry.export_spans(exported);
-        for i in 0..n_events / 10 {
+        for i in 0..SPAN_PATH_WARM_UP {
             one_event(i);
         }
         settle().await;
         let ticks = process_ticks("self").unwrap_or(0);
         let started = Instant::now();
-        for i in 0..n_events {
+        for i in 0..SPAN_PATH_EVENTS {
             one_event(i);
         }
         let thread = started.elapsed();
         settle().await;
         let spent = process_ticks("self").unwrap_or(0).saturating_sub(ticks);
         sides.push(SpanPathSide {
-            thread_us: thread.as_secs_f64() * 1e6 / n_events as f64,
-            cpu_us: spent as f64 * TICK_US / n_events as f64,
+            thread_us: thread.as_secs_f64() * 1e6 / SPAN_PATH_EVENTS as f64,
+            cpu_us: spent as f64 * TICK_US / SPAN_PATH_EVENTS as f64,
         });
     }
     let exported = sides.pop().expect("two sides");
