@@ -45,8 +45,10 @@
 //!    lookup, model call, consensus, publish; metrics every 5 s), in the order
 //!    paused, on, on, paused, …: rounds 2k and 2k+1 are a pair, one of each
 //!    side, so drift over the run and the host's slower spells fall on both
-//!    alike. The loss is judged on the median of the pairs' losses (target:
-//!    under 5 %), with their quartiles; the loss of each side's median round and
+//!    alike. The loss is the median of the pairs' losses (target: under 5 %),
+//!    judged on its 95 % interval (order statistics, no assumed distribution):
+//!    PASS when all of it is under 5 %, FAIL when none is, NOT SHOWN when it
+//!    holds 5 %; the quartiles, the loss of each side's median round and
 //!    of the summed rates, each round's rate and the spans received are printed
 //!    beside it. Two figures that the host's noise moves less follow: the CPU
 //!    per event of this process, RabbitMQ and Redis together on each side, and
@@ -615,8 +617,9 @@ async fn bench(settings: &Settings, world: &mut World) -> Result<()> {
 /// paused (`Telemetry::export_spans(false)`: no span is built, as in a worker
 /// without OTLP) and on, `otlp_rounds` of each, in the order paused, on, on,
 /// paused, … so that drift over the run (the broker's and Redis's growing state)
-/// falls on both sides alike. The loss is judged on each side's median round;
-/// the summed rates are printed too.
+/// falls on both sides alike. The loss is judged on the 95 % interval of the
+/// median of the pairs' losses; each side's median round and the summed rates
+/// are printed too.
 async fn overhead(
     settings: &Settings,
     world: &mut World,
@@ -702,13 +705,30 @@ async fn overhead(
     paired.sort_by(f64::total_cmp);
     let loss = median(&paired);
     let quartile = |q: usize| paired[(paired.len() - 1) * q / 4];
+    // The verdict stands on the median's 95 % interval, not on the median
+    // alone: on a noisy host one run's median can fall either side of 5 %.
+    let interval = median_interval(&paired);
+    let verdict = match interval {
+        Some((_, high)) if high < 0.05 => "PASS".to_string(),
+        Some((low, _)) if low >= 0.05 => "FAIL".to_string(),
+        Some(_) => "NOT SHOWN (the interval holds 5 %: more pairs or a quieter host)".to_string(),
+        None => format!(
+            "NOT SHOWN (too few pairs for an interval: {})",
+            paired.len()
+        ),
+    };
     println!(
-        "5. otlp   : loss {:.1} % (median of {} paired rounds; quartiles {:.1} % .. {:.1} %) (target < 5 %): {}",
+        "5. otlp   : loss {:.1} % (median of {} paired rounds; 95 % interval {}; quartiles {:.1} % .. {:.1} %) \
+         (target < 5 %, judged on the interval): {verdict}",
         loss * 100.0,
         paired.len(),
+        interval.map_or("none".to_string(), |(low, high)| format!(
+            "{:.1} % .. {:.1} %",
+            low * 100.0,
+            high * 100.0
+        )),
         quartile(1) * 100.0,
         quartile(3) * 100.0,
-        if loss < 0.05 { "PASS" } else { "FAIL" },
     );
     println!(
         "   rates  : {:>8.0} events/s without export, {:>8.0} events/s with OTLP export (median rounds, loss {:.1} %); \
@@ -915,6 +935,28 @@ fn median(sorted: &[f64]) -> f64 {
         n if n % 2 == 1 => sorted[n / 2],
         n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
+}
+
+/// A 95 % confidence interval for the median of `sorted`, free of any
+/// assumption about its distribution: the order statistics j and n + 1 - j
+/// (1-based) with j the largest rank that leaves at most 2.5 % of the
+/// Binomial(n, 1/2) distribution on each side. `None` under 6 values, where no
+/// such pair exists.
+fn median_interval(sorted: &[f64]) -> Option<(f64, f64)> {
+    let n = sorted.len();
+    // P(B <= k) for B ~ Binomial(n, 1/2), accumulated term by term.
+    let mut term = 0.5_f64.powi(i32::try_from(n).ok()?);
+    let mut below = 0.0;
+    let mut rank = 0;
+    for k in 0..n / 2 {
+        below += term;
+        if 2.0 * below > 0.05 {
+            break;
+        }
+        rank = k + 1;
+        term *= (n - k) as f64 / (k + 1) as f64;
+    }
+    (rank > 0).then(|| (sorted[rank - 1], sorted[n - rank]))
 }
 
 /// One side (gate or raw in step 3, with or without export in step 5), summed
