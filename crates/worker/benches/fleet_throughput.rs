@@ -39,7 +39,8 @@
 //!    `OTEL_EXPORTER_OTLP_PROTOCOL`, default http/protobuf) toward an in-process
 //!    OTLP/HTTP receiver (gate-testkit; it stands in for a collector on other
 //!    machines, so it decodes what it got only after the rounds). Then rounds of
-//!    step 1 alternate, `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (100) of each: span export
+//!    step 1, of `DEPLOY_GATE_BENCH_OTLP_EVENTS` (10,000) events each, alternate,
+//!    `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (30) of each: span export
 //!    paused (`Telemetry::export_spans(false)`: no span is built, as in a worker
 //!    without OTLP) and on (every span of every event: producer, worker, cache
 //!    lookup, model call, consensus, publish; metrics every 5 s), in the order
@@ -142,6 +143,9 @@ struct Settings {
     otlp: bool,
     /// Step 5's rounds of each kind.
     otlp_rounds: usize,
+    /// Events per round of step 5: long enough for the merge queue to build the
+    /// backlog a busy fleet has, where export costs more than in short rounds.
+    otlp_events: usize,
 }
 
 impl Settings {
@@ -154,13 +158,15 @@ impl Settings {
             n_warm_up: env_or("DEPLOY_GATE_BENCH_WARM_UP", 100)?,
             ratio_rounds: env_or("DEPLOY_GATE_BENCH_RATIO_ROUNDS", 4)?,
             otlp: env_or("DEPLOY_GATE_BENCH_OTLP", 1u8)? != 0,
-            otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 100)?,
+            otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 30)?,
+            otlp_events: env_or("DEPLOY_GATE_BENCH_OTLP_EVENTS", 10_000)?,
         };
         ensure!(
             settings.n_events > 0
                 && settings.concurrency > 0
                 && settings.n_publishers > 0
                 && settings.otlp_rounds > 0
+                && settings.otlp_events > 0
                 && settings.ratio_rounds > 0,
             "events, concurrency, publishers and rounds must be at least 1: {settings:?}"
         );
@@ -228,12 +234,13 @@ fn print_machine(settings: &Settings) {
     );
     println!(
         "settings : events={} warm-up={} worker concurrency (= prefetch)={} enqueue calls in flight={} \
-         latency events={}",
+         latency events={} otlp events per round={}",
         settings.n_events,
         settings.n_warm_up,
         settings.concurrency,
         settings.n_publishers,
-        settings.n_latency_events
+        settings.n_latency_events,
+        settings.otlp_events
     );
     println!(
         "model    : one provider (Anthropic wire format) -> mock model server at 0 ms; \
@@ -661,7 +668,7 @@ async fn overhead(
         // falls on both sides alike.
         let exported = matches!(round % 4, 1 | 2);
         telemetry.export_spans(exported);
-        let events = variants.events(&format!("otlp{round}-"), settings.n_events);
+        let events = variants.events(&format!("otlp{round}-"), settings.otlp_events);
         let cpu_before = cpu.sample();
         let result = run_gate(world, events, door, settings.n_publishers).await?;
         let side = &mut sides[usize::from(exported)];
@@ -743,7 +750,7 @@ async fn overhead(
     println!(
         "   rounds : {} rounds of {} events each, span export paused and on in turn: {}",
         settings.otlp_rounds * 2,
-        settings.n_events,
+        settings.otlp_events,
         per_round.join(", ")
     );
     println!(
