@@ -39,6 +39,7 @@ mod settings;
 mod spans;
 pub mod trace;
 mod transport;
+mod wire;
 
 pub use logging::init_logging;
 pub use metrics::render;

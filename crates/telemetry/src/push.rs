@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::{
 };
 use prometheus::proto::{MetricFamily, MetricType};
 
-use crate::transport::{spawn_exporter, Endpoint};
+use crate::transport::{encode, spawn_exporter, Endpoint};
 
 /// The pushing thread; [`MetricsPusher::stop`] pushes a last time and joins it.
 #[derive(Debug)]
@@ -49,6 +49,7 @@ impl MetricsPusher {
     ) -> Result<MetricsPusher, String> {
         let (stop, stopped) = mpsc::channel::<()>();
         let start_nanos = unix_nanos(SystemTime::now());
+        let protocol = endpoint.protocol;
         let thread = spawn_exporter(
             endpoint,
             "OTLP metrics",
@@ -64,7 +65,7 @@ impl MetricsPusher {
                     start_nanos,
                     unix_nanos(SystemTime::now()),
                 );
-                (vec![request], last)
+                (vec![encode(protocol, &request)], last)
             },
         )?;
         Ok(MetricsPusher {

@@ -7,8 +7,9 @@
 //! (the fleet benchmark measured it). This layer does only what the gate uses:
 //! at a span's start it draws its ids and reads its fields into a small record
 //! kept in the span's extensions; at its end it queues the record; the export
-//! thread converts a batch to the OTLP messages (`opentelemetry-proto`) and posts
-//! it. Nothing runs when a span is entered or left.
+//! thread writes a batch as one OTLP request and posts it (http/protobuf: the
+//! bytes straight from the records, by the `wire` module; http/json: through the
+//! `opentelemetry-proto` messages). Nothing runs when a span is entered or left.
 //!
 //! What it keeps of the conventions tracing-opentelemetry follows: the span name
 //! from `otel.name`, the kind from `otel.kind`, the status from
@@ -45,7 +46,9 @@ use tracing_subscriber::{
 };
 
 use crate::push::unix_nanos;
-use crate::transport::{spawn_exporter, Endpoint};
+use crate::settings::OtlpProtocol;
+use crate::transport::{encode, spawn_exporter, Endpoint, PROTOBUF};
+use crate::wire;
 
 // ---------------------------------------------------------------------------
 // Sampling
@@ -201,28 +204,48 @@ enum Value {
 }
 
 impl Value {
-    fn into_proto(self) -> AnyValue {
+    fn to_proto(&self) -> AnyValue {
         AnyValue {
             value: Some(match self {
-                Value::Str(text) => any_value::Value::StringValue(text),
-                Value::Int(n) => any_value::Value::IntValue(n),
-                Value::Double(x) => any_value::Value::DoubleValue(x),
-                Value::Bool(b) => any_value::Value::BoolValue(b),
+                Value::Str(text) => any_value::Value::StringValue(text.clone()),
+                Value::Int(n) => any_value::Value::IntValue(*n),
+                Value::Double(x) => any_value::Value::DoubleValue(*x),
+                Value::Bool(b) => any_value::Value::BoolValue(*b),
             }),
+        }
+    }
+
+    /// The fields of its OTLP `AnyValue`.
+    fn write(&self, buf: &mut Vec<u8>) {
+        match self {
+            Value::Str(text) => wire::oneof_string(buf, 1, text),
+            Value::Bool(b) => wire::oneof_bool(buf, 2, *b),
+            Value::Int(n) => wire::oneof_int64(buf, 3, *n),
+            Value::Double(x) => wire::oneof_double(buf, 4, *x),
         }
     }
 }
 
 type Attribute = (&'static str, Value);
 
-fn into_key_values(attributes: Vec<Attribute>) -> Vec<KeyValue> {
+fn to_key_values(attributes: &[Attribute]) -> Vec<KeyValue> {
     attributes
-        .into_iter()
+        .iter()
         .map(|(key, value)| KeyValue {
-            key: key.to_string(),
-            value: Some(value.into_proto()),
+            key: (*key).to_string(),
+            value: Some(value.to_proto()),
         })
         .collect()
+}
+
+/// `attributes` as the repeated `KeyValue` field `field`.
+fn write_key_values(buf: &mut Vec<u8>, field: u32, attributes: &[Attribute]) {
+    for (key, value) in attributes {
+        wire::message(buf, field, |buf| {
+            wire::string(buf, 1, key);
+            wire::message(buf, 2, |buf| value.write(buf));
+        });
+    }
 }
 
 #[derive(Debug)]
@@ -323,14 +346,19 @@ impl SpanRecord {
         }
     }
 
-    fn into_proto(self, end: u64) -> Span {
-        let flags = u32::from(self.context.sampled)
+    fn flags(&self) -> u32 {
+        u32::from(self.context.sampled)
             | SPAN_FLAGS_HAS_IS_REMOTE
             | if self.remote_parent {
                 SPAN_FLAGS_IS_REMOTE
             } else {
                 0
-            };
+            }
+    }
+
+    /// The OTLP message of this span, ended at `end`: for OTLP/JSON, and the
+    /// reference [`Ended::write`] is tested against.
+    fn to_proto(&self, end: u64) -> Span {
         Span {
             trace_id: self.context.trace_id.to_bytes().to_vec(),
             span_id: self.context.span_id.to_bytes().to_vec(),
@@ -339,25 +367,25 @@ impl SpanRecord {
             } else {
                 self.parent_span_id.to_bytes().to_vec()
             },
-            flags,
-            name: self.name.into_owned(),
+            flags: self.flags(),
+            name: self.name.to_string(),
             kind: self.kind as i32,
             start_time_unix_nano: self.start,
             end_time_unix_nano: end,
-            attributes: into_key_values(self.attributes),
+            attributes: to_key_values(&self.attributes),
             events: self
                 .events
-                .into_iter()
+                .iter()
                 .map(|event| span::Event {
                     time_unix_nano: event.time,
-                    name: event.name.into_owned(),
-                    attributes: into_key_values(event.attributes),
+                    name: event.name.to_string(),
+                    attributes: to_key_values(&event.attributes),
                     dropped_attributes_count: 0,
                 })
                 .collect(),
-            status: self.status.map(|(code, message)| Status {
-                message,
-                code: code as i32,
+            status: self.status.as_ref().map(|(code, message)| Status {
+                message: message.clone(),
+                code: *code as i32,
             }),
             ..Span::default()
         }
@@ -460,6 +488,10 @@ where
                 .map(SpanRecord::context)
         });
         let mut record = SpanRecord::new(attrs.metadata().name(), parent, self.sampler);
+        // Room for every field, recorded now or later: the vector never grows.
+        record
+            .attributes
+            .reserve_exact(attrs.metadata().fields().len());
         // Into the attributes, or the name, kind and status (`otel.*`).
         attrs.record(&mut Fields(|key, value| record.set(key, value)));
         span.extensions_mut().insert(record);
@@ -578,6 +610,54 @@ struct Ended {
     end: u64,
 }
 
+impl Ended {
+    /// The fields of its OTLP `Span` message, in the order prost writes them:
+    /// by tag, so `flags` (16) comes last.
+    fn write(&self, buf: &mut Vec<u8>) {
+        let record = &self.record;
+        wire::bytes(buf, 1, &record.context.trace_id.to_bytes());
+        wire::bytes(buf, 2, &record.context.span_id.to_bytes());
+        if record.parent_span_id != SpanId::INVALID {
+            wire::bytes(buf, 4, &record.parent_span_id.to_bytes());
+        }
+        wire::string(buf, 5, &record.name);
+        wire::uint(buf, 6, record.kind as u32);
+        wire::fixed64(buf, 7, record.start);
+        wire::fixed64(buf, 8, self.end);
+        write_key_values(buf, 9, &record.attributes);
+        for event in &record.events {
+            wire::message(buf, 11, |buf| {
+                wire::fixed64(buf, 1, event.time);
+                wire::string(buf, 2, &event.name);
+                write_key_values(buf, 3, &event.attributes);
+            });
+        }
+        if let Some((code, message)) = &record.status {
+            wire::message(buf, 15, |buf| {
+                wire::string(buf, 2, message);
+                wire::uint(buf, 3, *code as u32);
+            });
+        }
+        wire::fixed32(buf, 16, record.flags());
+    }
+}
+
+/// One OTLP/HTTP protobuf body: an `ExportTraceServiceRequest` of `spans`, with
+/// the encoded `Resource` and `InstrumentationScope` messages given.
+fn protobuf_request(resource: &[u8], scope: &[u8], spans: &[Ended]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(resource.len() + scope.len() + 512 * spans.len());
+    wire::message(&mut buf, 1, |buf| {
+        wire::message(buf, 1, |buf| buf.extend_from_slice(resource));
+        wire::message(buf, 2, |buf| {
+            wire::message(buf, 1, |buf| buf.extend_from_slice(scope));
+            for span in spans {
+                wire::message(buf, 2, |buf| span.write(buf));
+            }
+        });
+    });
+    buf
+}
+
 #[derive(Debug)]
 struct Pending {
     spans: Vec<Ended>,
@@ -663,6 +743,10 @@ impl SpanExporter {
             batching,
         });
         let exported = Arc::clone(&queue);
+        let protocol = endpoint.protocol;
+        // Both the same in every request: encoded once.
+        let resource_bytes = prost::Message::encode_to_vec(&resource);
+        let scope_bytes = prost::Message::encode_to_vec(&crate::push::scope());
         let thread = spawn_exporter(endpoint, "OTLP spans", "the batch is dropped", move || {
             let (spans, dropped, last) = exported.next();
             if dropped > 0 {
@@ -672,17 +756,19 @@ impl SpanExporter {
                     "spans dropped: the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)"
                 );
             }
-            let mut spans = spans.into_iter().peekable();
-            let mut requests = Vec::new();
-            while spans.peek().is_some() {
-                let batch: Vec<Span> = spans
-                    .by_ref()
-                    .take(batching.max_batch)
-                    .map(|ended| ended.record.into_proto(ended.end))
-                    .collect();
-                requests.push(export_request(&resource, batch));
-            }
-            (requests, last)
+            let bodies = spans
+                .chunks(batching.max_batch)
+                .map(|batch| match protocol {
+                    OtlpProtocol::HttpProtobuf => Ok((
+                        PROTOBUF,
+                        protobuf_request(&resource_bytes, &scope_bytes, batch),
+                    )),
+                    OtlpProtocol::HttpJson => {
+                        encode(protocol, &export_request(&resource, proto_spans(batch)))
+                    }
+                })
+                .collect();
+            (bodies, last)
         })?;
         Ok(SpanExporter {
             queue,
@@ -712,6 +798,13 @@ impl Drop for SpanExporter {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn proto_spans(batch: &[Ended]) -> Vec<Span> {
+    batch
+        .iter()
+        .map(|ended| ended.record.to_proto(ended.end))
+        .collect()
 }
 
 fn export_request(resource: &Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
@@ -825,7 +918,7 @@ mod tests {
         record.set("otel.status_code", Value::Str("ERROR".into()));
         record.set("big", unsigned(u64::MAX));
         let start = record.start;
-        let span = record.into_proto(start + 5);
+        let span = record.to_proto(start + 5);
         assert_eq!(span.name, "chat claude");
         assert_eq!(span.kind, span::SpanKind::Client as i32);
         assert_eq!(span.trace_id, TraceId::from(7_u128).to_bytes().to_vec());
@@ -848,6 +941,88 @@ mod tests {
             Some(any_value::Value::StringValue(u64::MAX.to_string()))
         );
         assert_eq!(span.flags & 0x1, 1, "sampled");
+    }
+
+    #[test]
+    fn protobuf_bodies_are_the_bytes_prost_writes_for_the_same_spans() {
+        use prost::Message as _;
+
+        let root = SpanRecord::new("enqueue", None, Sampler::default());
+        let mut child = SpanRecord::new("process", Some(root.context()), Sampler::default());
+        child.continue_remote(SpanContext {
+            trace_id: TraceId::from(u128::MAX - 3),
+            span_id: SpanId::from(1_u64 << 63),
+            sampled: true,
+        });
+        child.set("otel.kind", Value::Str("consumer".into()));
+        child.set("event_id", Value::Str("e-1".into()));
+        child.set("empty", Value::Str(String::new()));
+        child.set("risk_score", Value::Int(0));
+        child.set("delta", Value::Int(-42));
+        child.set("ratio", Value::Double(0.25));
+        child.set("agreed", Value::Bool(false));
+        child.set("long", Value::Str("x".repeat(300)));
+        child.set(
+            "otel.status_description",
+            Value::Str("model refused".into()),
+        );
+        child.events.push(SpanEvent {
+            time: 1_700_000_000_000_000_001,
+            name: Cow::Borrowed("retrying"),
+            attributes: vec![("level", Value::Str("WARN".into()))],
+        });
+        child.events.push(SpanEvent {
+            time: 0,
+            name: Cow::Owned(String::new()),
+            attributes: Vec::new(),
+        });
+        let mut ok = SpanRecord::new("publish", Some(child.context()), Sampler::default());
+        ok.set("otel.status_code", Value::Str("ok".into()));
+        ok.set("otel.name", Value::Str("gate.results publish".into()));
+        let spans: Vec<Ended> = [root, child, ok]
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| Ended {
+                end: record.start + 1_000 * (i as u64 + 1),
+                record,
+            })
+            .collect();
+
+        let resource = Resource {
+            attributes: vec![crate::push::string_attribute("service.name", "worker")],
+            ..Resource::default()
+        };
+        let expected = export_request(&resource, proto_spans(&spans)).encode_to_vec();
+        let written = protobuf_request(
+            &resource.encode_to_vec(),
+            &crate::push::scope().encode_to_vec(),
+            &spans,
+        );
+        assert_eq!(written, expected);
+        let decoded = ExportTraceServiceRequest::decode(written.as_slice()).unwrap();
+        let spans = &decoded.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 3);
+        assert_eq!(spans[1].flags & SPAN_FLAGS_IS_REMOTE, SPAN_FLAGS_IS_REMOTE);
+        assert_eq!(spans[1].events.len(), 2);
+        assert_eq!(spans[1].status.as_ref().unwrap().message, "model refused");
+
+        // A request of many spans: the outer lengths take several bytes.
+        let many: Vec<Ended> = (0..600)
+            .map(|i| Ended {
+                record: SpanRecord::new("s", None, Sampler::default()),
+                end: i,
+            })
+            .collect();
+        let written = protobuf_request(
+            &resource.encode_to_vec(),
+            &crate::push::scope().encode_to_vec(),
+            &many,
+        );
+        assert!(written.len() > 1 << 14, "{} bytes", written.len());
+        assert_eq!(
+            written,
+            export_request(&resource, proto_spans(&many)).encode_to_vec()
+        );
     }
 
     #[test]

@@ -27,22 +27,14 @@ impl Endpoint {
             .map_err(|error| error.to_string())
     }
 
-    /// Posts one export request; `Err` says why it was not accepted.
-    pub(crate) fn post<M>(
+    /// Posts one encoded export request; `Err` says why it was not accepted
+    /// (or, from [`encode`], why it could not be encoded).
+    pub(crate) fn post(
         &self,
         client: &reqwest::blocking::Client,
-        request: &M,
-    ) -> Result<(), String>
-    where
-        M: prost::Message + serde::Serialize,
-    {
-        let (content_type, body) = match self.protocol {
-            OtlpProtocol::HttpProtobuf => ("application/x-protobuf", request.encode_to_vec()),
-            OtlpProtocol::HttpJson => match serde_json::to_vec(request) {
-                Ok(body) => ("application/json", body),
-                Err(error) => return Err(format!("cannot encode: {error}")),
-            },
-        };
+        body: Body,
+    ) -> Result<(), String> {
+        let (content_type, body) = body?;
         let mut post = client
             .post(&self.url)
             .header("content-type", content_type)
@@ -55,6 +47,27 @@ impl Endpoint {
             Ok(response) => Err(format!("refused with {}", response.status())),
             Err(error) => Err(error.to_string()),
         }
+    }
+}
+
+/// One export request as posted: its content type and bytes, or why it could
+/// not be encoded.
+pub(crate) type Body = Result<(&'static str, Vec<u8>), String>;
+
+/// The content type of OTLP/HTTP protobuf bodies.
+pub(crate) const PROTOBUF: &str = "application/x-protobuf";
+
+/// `request` encoded as `protocol` asks.
+pub(crate) fn encode<M>(protocol: OtlpProtocol, request: &M) -> Body
+where
+    M: prost::Message + serde::Serialize,
+{
+    match protocol {
+        OtlpProtocol::HttpProtobuf => Ok((PROTOBUF, request.encode_to_vec())),
+        OtlpProtocol::HttpJson => match serde_json::to_vec(request) {
+            Ok(body) => Ok(("application/json", body)),
+            Err(error) => Err(format!("cannot encode: {error}")),
+        },
     }
 }
 
@@ -98,17 +111,16 @@ impl Outage {
 
 /// Starts the export thread of one signal: it builds its HTTP client (there: a
 /// blocking client must not be dropped on an async runtime's thread, which the
-/// caller may be), then posts the requests `next` yields until `next` says they
-/// were the last. `signal` and `then` word the outage warnings.
-pub(crate) fn spawn_exporter<M, F>(
+/// caller may be), then posts the request bodies `next` yields until `next` says
+/// they were the last. `signal` and `then` word the outage warnings.
+pub(crate) fn spawn_exporter<F>(
     endpoint: Endpoint,
     signal: &'static str,
     then: &'static str,
     mut next: F,
 ) -> Result<JoinHandle<()>, String>
 where
-    M: prost::Message + serde::Serialize,
-    F: FnMut() -> (Vec<M>, bool) + Send + 'static,
+    F: FnMut() -> (Vec<Body>, bool) + Send + 'static,
 {
     std::thread::Builder::new()
         .name(format!("{signal} export"))
@@ -123,8 +135,8 @@ where
             let mut outage = Outage::new(signal, then);
             loop {
                 let (requests, last) = next();
-                for request in &requests {
-                    outage.report(&endpoint, endpoint.post(&client, request), last);
+                for body in requests {
+                    outage.report(&endpoint, endpoint.post(&client, body), last);
                 }
                 if last {
                     return;
