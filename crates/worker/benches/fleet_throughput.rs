@@ -49,7 +49,9 @@
 //!    alike. The loss is the median of the pairs' losses (target: under 5 %),
 //!    judged on its 95 % interval (order statistics, no assumed distribution):
 //!    PASS when all of it is under 5 %, FAIL when none is, NOT SHOWN when it
-//!    holds 5 %; the quartiles, the loss of each side's median round and
+//!    holds 5 % (`DEPLOY_GATE_BENCH_OTLP_CONTROL=1` runs it as a control: the
+//!    same rounds with none exporting, whose loss should be 0 within its
+//!    interval); the quartiles, the loss of each side's median round and
 //!    of the summed rates, each round's rate and the spans received are printed
 //!    beside it. Two figures that the host's noise moves less follow: the CPU
 //!    per event of this process, RabbitMQ and Redis together on each side, and
@@ -76,7 +78,7 @@
 //! 16), `DEPLOY_GATE_BENCH_LATENCY_EVENTS` (1000), `DEPLOY_GATE_BENCH_WARM_UP` (100
 //! events through each loop before it is timed), `DEPLOY_GATE_BENCH_OTLP` (1),
 //! `DEPLOY_GATE_BENCH_OTLP_ROUNDS` (30), `DEPLOY_GATE_BENCH_OTLP_EVENTS` (10000),
-//! `DEPLOY_GATE_BENCH_RATIO_ROUNDS` (4).
+//! `DEPLOY_GATE_BENCH_OTLP_CONTROL` (0), `DEPLOY_GATE_BENCH_RATIO_ROUNDS` (4).
 
 mod common;
 
@@ -147,6 +149,9 @@ struct Settings {
     /// Events per round of step 5: long enough for the merge queue to build the
     /// backlog a busy fleet has (2,000-event rounds measured the same loss).
     otlp_events: usize,
+    /// Step 5 as a control (A/A): the rounds keep their sides, but none exports,
+    /// so the loss printed is the measurement's own noise.
+    otlp_control: bool,
 }
 
 impl Settings {
@@ -161,6 +166,7 @@ impl Settings {
             otlp: env_or("DEPLOY_GATE_BENCH_OTLP", 1u8)? != 0,
             otlp_rounds: env_or("DEPLOY_GATE_BENCH_OTLP_ROUNDS", 30)?,
             otlp_events: env_or("DEPLOY_GATE_BENCH_OTLP_EVENTS", 10_000)?,
+            otlp_control: env_or("DEPLOY_GATE_BENCH_OTLP_CONTROL", 0u8)? != 0,
         };
         ensure!(
             settings.n_events > 0
@@ -235,13 +241,18 @@ fn print_machine(settings: &Settings) {
     );
     println!(
         "settings : events={} warm-up={} worker concurrency (= prefetch)={} enqueue calls in flight={} \
-         latency events={} otlp events per round={}",
+         latency events={} otlp events per round={}{}",
         settings.n_events,
         settings.n_warm_up,
         settings.concurrency,
         settings.n_publishers,
         settings.n_latency_events,
-        settings.otlp_events
+        settings.otlp_events,
+        if settings.otlp_control {
+            " (control: no round exports)"
+        } else {
+            ""
+        }
     );
     println!(
         "model    : one provider (Anthropic wire format) -> mock model server at 0 ms; \
@@ -678,7 +689,7 @@ async fn overhead(
         // Paused, on, on, paused, paused, on, …: a steady drift over the run
         // falls on both sides alike.
         let exported = matches!(round % 4, 1 | 2);
-        telemetry.export_spans(exported);
+        telemetry.export_spans(exported && !settings.otlp_control);
         let events = variants.events(&format!("otlp{round}-"), settings.otlp_events);
         let cpu_before = cpu.sample();
         let result = run_gate(world, events, door, settings.n_publishers).await?;
@@ -727,6 +738,15 @@ async fn overhead(
     // alone: on a noisy host one run's median can fall either side of 5 %.
     let interval = median_interval(&paired);
     let verdict = match interval {
+        _ if settings.otlp_control => format!(
+            "CONTROL (DEPLOY_GATE_BENCH_OTLP_CONTROL: no round exported; the \"with\" rounds are \
+             paused too, so this is the measurement's own noise, 0 within its interval {})",
+            if interval.is_some_and(|(low, high)| low <= 0.0 && 0.0 <= high) {
+                "as it should be"
+            } else {
+                "NOT as it should be: the rounds' order or drift favours one side"
+            }
+        ),
         Some((_, high)) if high < 0.05 => "PASS".to_string(),
         Some((low, _)) if low >= 0.05 => "FAIL".to_string(),
         Some(_) => "NOT SHOWN (the interval holds 5 %: more pairs or a quieter host)".to_string(),
@@ -749,10 +769,15 @@ async fn overhead(
         quartile(3) * 100.0,
     );
     println!(
-        "   rates  : {:>8.0} events/s without export, {:>8.0} events/s with OTLP export (median rounds, loss {:.1} %); \
+        "   rates  : {:>8.0} events/s without export, {:>8.0} events/s {} (median rounds, loss {:.1} %); \
          summed over the rounds {:.0} / {:.0} (loss {:.1} %)",
         plain.median_rate(),
         exported.median_rate(),
+        if settings.otlp_control {
+            "in the control's \"with\" rounds"
+        } else {
+            "with OTLP export"
+        },
         (1.0 - exported.median_rate() / plain.median_rate()) * 100.0,
         plain.rate(),
         exported.rate(),
@@ -767,7 +792,12 @@ async fn overhead(
     println!(
         "   export : {spans} spans received ({} expected: 6 per event exported, in the rounds and the span path \
          below), {} metric exports, as {protocol}; refused {}",
-        6 * (exported.n_events + SPAN_PATH_EVENTS + SPAN_PATH_WARM_UP),
+        6 * (if settings.otlp_control {
+            0
+        } else {
+            exported.n_events
+        } + SPAN_PATH_EVENTS
+            + SPAN_PATH_WARM_UP),
         receiver
             .metrics()
             .iter()
