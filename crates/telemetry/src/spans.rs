@@ -961,6 +961,7 @@ mod tests {
         child.set("delta", Value::Int(-42));
         child.set("ratio", Value::Double(0.25));
         child.set("agreed", Value::Bool(false));
+        child.set("cached", Value::Bool(true));
         child.set("long", Value::Str("x".repeat(300)));
         child.set(
             "otel.status_description",

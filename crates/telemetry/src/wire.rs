@@ -107,9 +107,16 @@ pub(crate) fn message(buf: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec
         buf[at] = len as u8;
         return;
     }
-    let mut prefix = Vec::with_capacity(10);
-    varint(&mut prefix, len as u64);
-    buf.splice(at..=at, prefix);
+    let mut prefix = [0u8; 10];
+    let mut n = 0;
+    let mut rest = len as u64;
+    while rest >= 0x80 {
+        prefix[n] = (rest & 0x7f) as u8 | 0x80;
+        rest >>= 7;
+        n += 1;
+    }
+    prefix[n] = rest as u8;
+    buf.splice(at..=at, prefix[..=n].iter().copied());
 }
 
 #[cfg(test)]
@@ -131,14 +138,14 @@ mod tests {
         kind: u32,
         #[prost(fixed64, tag = "4")]
         time: u64,
+        /// Declared out of tag order, as OTLP's `Span.flags` is: prost still
+        /// writes it last, and so must the writer.
+        #[prost(fixed32, tag = "16")]
+        flags: u32,
         #[prost(message, repeated, tag = "5")]
         children: Vec<Sample>,
         #[prost(oneof = "Choice", tags = "6, 7, 8, 9")]
         choice: Option<Choice>,
-        /// Declared out of tag order, as OTLP's `Span.flags` is: prost still
-        /// writes it last.
-        #[prost(fixed32, tag = "16")]
-        flags: u32,
     }
 
     #[derive(Clone, PartialEq, prost::Oneof)]
@@ -191,6 +198,7 @@ mod tests {
                 leaf(5, Choice::Int(-7)),
                 leaf(130, Choice::Text(String::new())),
                 leaf(20_000, Choice::Flag(false)),
+                leaf(1, Choice::Flag(true)),
                 leaf(2, Choice::Real(-0.5)),
                 Sample::default(),
             ],
