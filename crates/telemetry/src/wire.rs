@@ -6,9 +6,9 @@
 //! and each record became a tree of owned strings and vectors only to be freed
 //! again (callgrind, `fleet_throughput`'s span path). Writing the bytes straight
 //! from the records skips both. The encoding is the one prost writes — fields in
-//! tag order (whatever the .proto's order), proto3 defaults left out, lengths as minimal
-//! varints — so a receiver decodes exactly what `opentelemetry-proto` would have
-//! sent; the span module's tests hold the two side by side.
+//! tag order (whatever the .proto's order), proto3 defaults left out, lengths as
+//! minimal varints — so a receiver decodes exactly what `opentelemetry-proto`
+//! would have sent; the span module's tests hold the two side by side.
 
 /// Wire types.
 const VARINT: u32 = 0;
@@ -16,12 +16,29 @@ const FIXED64: u32 = 1;
 const LEN: u32 = 2;
 const FIXED32: u32 = 5;
 
-fn varint(buf: &mut Vec<u8>, mut value: u64) {
+/// `value` as a varint: the bytes, and how many of them are used.
+fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
     while value >= 0x80 {
-        buf.push((value & 0x7f) as u8 | 0x80);
+        bytes[n] = (value & 0x7f) as u8 | 0x80;
         value >>= 7;
+        n += 1;
     }
-    buf.push(value as u8);
+    bytes[n] = value as u8;
+    (bytes, n + 1)
+}
+
+fn varint(buf: &mut Vec<u8>, value: u64) {
+    let (bytes, n) = varint_bytes(value);
+    buf.extend_from_slice(&bytes[..n]);
+}
+
+/// A length-delimited field, written whatever its length.
+fn len_delimited(buf: &mut Vec<u8>, field: u32, value: &[u8]) {
+    key(buf, field, LEN);
+    varint(buf, value.len() as u64);
+    buf.extend_from_slice(value);
 }
 
 fn key(buf: &mut Vec<u8>, field: u32, wire_type: u32) {
@@ -30,12 +47,9 @@ fn key(buf: &mut Vec<u8>, field: u32, wire_type: u32) {
 
 /// A `bytes` field; left out when empty (the proto3 default).
 pub(crate) fn bytes(buf: &mut Vec<u8>, field: u32, value: &[u8]) {
-    if value.is_empty() {
-        return;
+    if !value.is_empty() {
+        len_delimited(buf, field, value);
     }
-    key(buf, field, LEN);
-    varint(buf, value.len() as u64);
-    buf.extend_from_slice(value);
 }
 
 /// A `string` field; left out when empty.
@@ -45,9 +59,7 @@ pub(crate) fn string(buf: &mut Vec<u8>, field: u32, value: &str) {
 
 /// A `string` field of a `oneof`: written even when empty.
 pub(crate) fn oneof_string(buf: &mut Vec<u8>, field: u32, value: &str) {
-    key(buf, field, LEN);
-    varint(buf, value.len() as u64);
-    buf.extend_from_slice(value.as_bytes());
+    len_delimited(buf, field, value.as_bytes());
 }
 
 /// A `uint32` or enum field; left out when 0.
@@ -107,16 +119,8 @@ pub(crate) fn message(buf: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec
         buf[at] = len as u8;
         return;
     }
-    let mut prefix = [0u8; 10];
-    let mut n = 0;
-    let mut rest = len as u64;
-    while rest >= 0x80 {
-        prefix[n] = (rest & 0x7f) as u8 | 0x80;
-        rest >>= 7;
-        n += 1;
-    }
-    prefix[n] = rest as u8;
-    buf.splice(at..=at, prefix[..=n].iter().copied());
+    let (prefix, n) = varint_bytes(len as u64);
+    buf.splice(at..=at, prefix[..n].iter().copied());
 }
 
 #[cfg(test)]
