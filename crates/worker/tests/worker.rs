@@ -343,6 +343,13 @@ async fn a_redelivered_event_waits_for_redis_and_republishes_its_stored_decision
         again, first,
         "the redelivery republished the stored decision, not a second analysis made without the store"
     );
+    // The worker counts the republish once its publish is confirmed, which can
+    // come after the observer has the decision: wait for the count, then check it.
+    let counted = worker.stats.clone();
+    eventually(10, "the republish is counted", || {
+        counted.snapshot().republished_from_store >= 1
+    })
+    .await;
     let stats = worker.stats.snapshot();
     assert_eq!((stats.redelivered, stats.decided), (1, 0), "{stats:?}");
     assert_eq!(stats.republished_from_store, 1);
